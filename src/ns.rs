@@ -1,0 +1,252 @@
+//! Namespaces: handler tables built once per shard, connect middleware, local socket index.
+//!
+//! The setup closure given to [`crate::ServerBuilder::ns`] runs once on every shard and fills a
+//! [`Namespace`]; sockets then share its handler table (no per-socket handler allocation unless
+//! [`crate::Socket::on`] is used).
+
+use crate::args::{FromArgs, RawArgs};
+use crate::socket::{AckSender, Socket};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+/// A boxed local future (handlers run on their shard's thread).
+pub type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A type-erased event handler.
+pub(crate) trait ErasedHandler {
+    fn call(&self, socket: Socket, args: RawArgs, ack: AckSender) -> Option<LocalFuture>;
+}
+
+struct SyncHandler<F, A>(F, std::marker::PhantomData<fn(A)>);
+impl<F, A> ErasedHandler for SyncHandler<F, A>
+where
+    F: Fn(Socket, A, AckSender),
+    A: FromArgs,
+{
+    fn call(&self, socket: Socket, args: RawArgs, ack: AckSender) -> Option<LocalFuture> {
+        match A::from_args(args) {
+            Ok(a) => (self.0)(socket, a, ack),
+            Err(e) => tracing::debug!("event dropped: {e}"),
+        }
+        None
+    }
+}
+
+struct AsyncHandler<F, A>(F, std::marker::PhantomData<fn(A)>);
+impl<F, A, Fut> ErasedHandler for AsyncHandler<F, A>
+where
+    F: Fn(Socket, A, AckSender) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+    A: FromArgs,
+{
+    fn call(&self, socket: Socket, args: RawArgs, ack: AckSender) -> Option<LocalFuture> {
+        match A::from_args(args) {
+            Ok(a) => Some(Box::pin((self.0)(socket, a, ack))),
+            Err(e) => {
+                tracing::debug!("event dropped: {e}");
+                None
+            }
+        }
+    }
+}
+
+pub(crate) fn sync_handler<F, A>(f: F) -> Rc<dyn ErasedHandler>
+where
+    F: Fn(Socket, A, AckSender) + 'static,
+    A: FromArgs + 'static,
+{
+    Rc::new(SyncHandler(f, std::marker::PhantomData))
+}
+
+pub(crate) fn async_handler<F, A, Fut>(f: F) -> Rc<dyn ErasedHandler>
+where
+    F: Fn(Socket, A, AckSender) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+    A: FromArgs + 'static,
+{
+    Rc::new(AsyncHandler(f, std::marker::PhantomData))
+}
+
+/// The error a connect middleware returns: the client gets CONNECT_ERROR `{message, data}`.
+#[derive(Debug, Clone)]
+pub struct ConnectError {
+    /// `message` of the CONNECT_ERROR.
+    pub message: String,
+    /// Optional `data`, as raw JSON.
+    pub data: Option<String>,
+}
+
+impl ConnectError {
+    /// An error with a message only.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+    /// Adds `data` (serialized to JSON).
+    pub fn with_data<T: serde::Serialize>(mut self, data: &T) -> Self {
+        self.data = sonic_rs::to_string(data).ok();
+        self
+    }
+}
+
+type Middleware = Rc<dyn Fn(&Socket) -> Result<(), ConnectError>>;
+type ConnectFn = Rc<dyn Fn(Socket)>;
+
+/// A namespace's handlers on one shard, filled by the setup closure.
+///
+/// ```no_run
+/// # use ringio::{Server, Socket, AckSender};
+/// Server::builder().ns("/chat", |ns| {
+///     ns.use_middleware(|socket| {
+///         let token: Option<String> = socket.auth_field("token");
+///         if token.as_deref() == Some("secret") { Ok(()) } else { Err(ringio::ConnectError::new("not authorized")) }
+///     });
+///     ns.on_connect(|socket| socket.emit("hello", ("world",)));
+///     ns.on("msg", |socket: Socket, (text,): (String,), ack: AckSender| {
+///         socket.broadcast().emit("msg", (text,));
+///         ack.send(("ok",));
+///     });
+/// });
+/// ```
+#[derive(Default)]
+pub struct Namespace {
+    pub(crate) handlers: HashMap<String, Rc<dyn ErasedHandler>>,
+    pub(crate) on_connect: Vec<ConnectFn>,
+    pub(crate) middlewares: Vec<Middleware>,
+}
+
+impl Namespace {
+    /// Runs `f` for every socket that connects (after the middlewares accepted it).
+    pub fn on_connect(&mut self, f: impl Fn(Socket) + 'static) -> &mut Self {
+        self.on_connect.push(Rc::new(f));
+        self
+    }
+    /// A synchronous event handler; `A` is what the arguments deserialize into (a tuple of
+    /// serde types, [`RawArgs`], or `Vec<sonic_rs::Value>`).
+    pub fn on<A: FromArgs + 'static>(
+        &mut self,
+        event: &str,
+        f: impl Fn(Socket, A, AckSender) + 'static,
+    ) -> &mut Self {
+        self.handlers.insert(event.to_string(), sync_handler(f));
+        self
+    }
+    /// An async event handler. A socket's events still reach handlers in arrival order: the
+    /// next event waits until this future completes.
+    pub fn on_async<A, Fut>(
+        &mut self,
+        event: &str,
+        f: impl Fn(Socket, A, AckSender) -> Fut + 'static,
+    ) -> &mut Self
+    where
+        A: FromArgs + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.handlers.insert(event.to_string(), async_handler(f));
+        self
+    }
+    /// A connect middleware; an `Err` refuses the connection with CONNECT_ERROR.
+    pub fn use_middleware(
+        &mut self,
+        f: impl Fn(&Socket) -> Result<(), ConnectError> + 'static,
+    ) -> &mut Self {
+        self.middlewares.push(Rc::new(f));
+        self
+    }
+}
+
+/// A namespace at run time on one shard.
+pub(crate) struct NsRt {
+    pub name: Rc<str>,
+    pub def: Rc<Namespace>,
+    pub sockets: RefCell<HashMap<crate::server::Sid, Socket>>,
+}
+
+/// Setup closures are shared by all shards.
+pub(crate) type Setup = std::sync::Arc<dyn Fn(&mut Namespace) + Send + Sync>;
+
+/// How a dynamic namespace matches names.
+#[derive(Clone)]
+pub(crate) enum Matcher {
+    Predicate(std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>),
+    Regex(regex_lite::Regex),
+}
+
+impl Matcher {
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Matcher::Predicate(f) => f(name),
+            Matcher::Regex(r) => r.is_match(name),
+        }
+    }
+}
+
+/// All namespaces of a Socket.IO endpoint on one shard.
+#[derive(Default)]
+pub(crate) struct Namespaces {
+    pub by_name: RefCell<HashMap<Rc<str>, Rc<NsRt>>>,
+    pub dynamic: Vec<(Matcher, Rc<Namespace>)>,
+}
+
+impl Namespaces {
+    pub fn build(statics: &[(String, Setup)], dynamic: &[(Matcher, Setup)]) -> Namespaces {
+        let by_name = statics
+            .iter()
+            .map(|(name, setup)| {
+                let mut ns = Namespace::default();
+                setup(&mut ns);
+                let name: Rc<str> = name.as_str().into();
+                (
+                    name.clone(),
+                    Rc::new(NsRt {
+                        name,
+                        def: Rc::new(ns),
+                        sockets: Default::default(),
+                    }),
+                )
+            })
+            .collect();
+        let dynamic = dynamic
+            .iter()
+            .map(|(m, setup)| {
+                let mut ns = Namespace::default();
+                setup(&mut ns);
+                (m.clone(), Rc::new(ns))
+            })
+            .collect();
+        Namespaces {
+            by_name: RefCell::new(by_name),
+            dynamic,
+        }
+    }
+
+    /// Finds a namespace, creating a dynamic child namespace on first use.
+    pub fn get_or_create(&self, name: &str) -> Option<Rc<NsRt>> {
+        if let Some(ns) = self.by_name.borrow().get(name) {
+            return Some(ns.clone());
+        }
+        let def = self
+            .dynamic
+            .iter()
+            .find(|(m, _)| m.matches(name))?
+            .1
+            .clone();
+        let name: Rc<str> = name.into();
+        let ns = Rc::new(NsRt {
+            name: name.clone(),
+            def,
+            sockets: Default::default(),
+        });
+        self.by_name.borrow_mut().insert(name, ns.clone());
+        Some(ns)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Rc<NsRt>> {
+        self.by_name.borrow().get(name).cloned()
+    }
+}

@@ -1,0 +1,584 @@
+//! HTTP/1.1 request heads and the responses Engine.IO needs (sans-IO).
+//!
+//! Owns: parsing a request head out of a caller's read buffer (borrowed `httparse`, then one
+//! zero-copy `Bytes` of the raw head plus byte ranges of the fields Engine.IO reads), the query
+//! parameters (`EIO`, `transport`, `sid`), and the byte-exact responses: Node's JSON errors with
+//! codes 0-5, `413`, `431`, CORS headers, the WebSocket `101`.
+//!
+//! Must not: touch sockets, clocks or the runtime. The server's hot path parses heads here rather
+//! than with monoio-http, which allocates 8+8 KiB per connection and cannot hand a connection
+//! over after a `101` (see BENCHMARKS.md).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::ops::Range;
+
+/// Most headers accepted in one request head.
+pub const MAX_HEADERS: usize = 64;
+/// Largest request head accepted (request line plus headers).
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// The request methods Engine.IO distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// OPTIONS (CORS preflight)
+    Options,
+    /// Any other method (PUT, DELETE, ...).
+    Other,
+}
+
+/// Why a head could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// Not HTTP/1.x, bad token, bad header syntax or bad Content-Length: 400 and close.
+    Malformed,
+    /// Head, URL or header count over the limits: 431 and close.
+    HeadTooLarge,
+}
+
+impl HttpError {
+    /// The response to send before closing.
+    pub fn response(&self) -> Bytes {
+        match self {
+            HttpError::Malformed => simple_response(400, "Bad Request"),
+            HttpError::HeadTooLarge => simple_response(431, "Request Header Fields Too Large"),
+        }
+    }
+}
+
+/// A parsed request head. Field values are ranges into `raw` (zero copy).
+#[derive(Debug, Clone)]
+pub struct Head {
+    raw: Bytes,
+    /// The method.
+    pub method: Method,
+    path: Range<usize>,
+    query: Range<usize>,
+    /// Declared body length (0 when absent).
+    pub content_length: usize,
+    /// `Transfer-Encoding: chunked` was present (refused by the server).
+    pub chunked: bool,
+    /// `Upgrade: websocket` was present.
+    pub upgrade_websocket: bool,
+    /// The connection stays open after the response (HTTP/1.1 default, or keep-alive).
+    pub keep_alive: bool,
+    ws_key: Option<Range<usize>>,
+    ws_version: Option<Range<usize>>,
+    origin: Option<Range<usize>>,
+    acr_headers: Option<Range<usize>>,
+}
+
+fn range_of(base: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// Parses one request head from the front of `buf`.
+///
+/// Returns `Ok(None)` when more bytes are needed; on success the head's bytes are split off
+/// `buf` (the body, if any, stays in `buf`).
+pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let n = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > MAX_HEAD {
+                Err(HttpError::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(_) => return Err(HttpError::Malformed),
+    };
+    if n > MAX_HEAD {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let base: &[u8] = buf;
+    let method = match req.method.unwrap_or("") {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "OPTIONS" => Method::Options,
+        _ => Method::Other,
+    };
+    let target = req.path.unwrap_or("/");
+    let (p, q) = match target.find('?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, &target[target.len()..]),
+    };
+    let version = req.version.unwrap_or(1);
+    let mut head = Head {
+        raw: Bytes::new(),
+        method,
+        path: range_of(base, p.as_bytes()),
+        query: range_of(base, q.as_bytes()),
+        content_length: 0,
+        chunked: false,
+        upgrade_websocket: false,
+        keep_alive: version == 1,
+        ws_key: None,
+        ws_version: None,
+        origin: None,
+        acr_headers: None,
+    };
+    let mut seen_length = false;
+    for h in req.headers.iter() {
+        let v = h.value;
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let len = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .ok_or(HttpError::Malformed)?;
+            if seen_length && len != head.content_length {
+                return Err(HttpError::Malformed);
+            }
+            seen_length = true;
+            head.content_length = len;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            head.chunked = true;
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            head.upgrade_websocket = trim(v).eq_ignore_ascii_case(b"websocket");
+        } else if name.eq_ignore_ascii_case("connection") {
+            for tok in v.split(|&b| b == b',') {
+                let tok = trim(tok);
+                if tok.eq_ignore_ascii_case(b"close") {
+                    head.keep_alive = false;
+                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
+                    head.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            head.ws_key = Some(range_of(base, trim(v)));
+        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+            head.ws_version = Some(range_of(base, trim(v)));
+        } else if name.eq_ignore_ascii_case("origin") {
+            head.origin = Some(range_of(base, trim(v)));
+        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
+            head.acr_headers = Some(range_of(base, trim(v)));
+        }
+    }
+    head.raw = buf.split_to(n).freeze();
+    Ok(Some(head))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(s, |e| e + 1);
+    &v[s..e]
+}
+
+impl Head {
+    /// A copy that owns exactly its head bytes (does not pin the connection's read buffer).
+    pub fn detached(&self) -> Head {
+        let mut h = self.clone();
+        h.raw = Bytes::copy_from_slice(&self.raw);
+        h
+    }
+    fn str_at(&self, r: &Range<usize>) -> &str {
+        std::str::from_utf8(&self.raw[r.clone()]).unwrap_or("")
+    }
+    /// The path, without the query string.
+    pub fn path(&self) -> &str {
+        self.str_at(&self.path)
+    }
+    /// The raw query string (without `?`).
+    pub fn query(&self) -> &str {
+        self.str_at(&self.query)
+    }
+    /// The first value of query parameter `name` (raw, not percent-decoded).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        query_param(self.query(), name)
+    }
+    /// `Sec-WebSocket-Key`, when present.
+    pub fn ws_key(&self) -> Option<&[u8]> {
+        self.ws_key.as_ref().map(|r| &self.raw[r.clone()])
+    }
+    /// `Sec-WebSocket-Version`, when present.
+    pub fn ws_version(&self) -> Option<&str> {
+        self.ws_version.as_ref().map(|r| self.str_at(r))
+    }
+    /// `Origin`, when present.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_ref().map(|r| self.str_at(r))
+    }
+    /// `Access-Control-Request-Headers`, when present.
+    pub fn request_headers(&self) -> Option<&str> {
+        self.acr_headers.as_ref().map(|r| self.str_at(r))
+    }
+    /// Every header, names lower-cased (re-parsed from the raw head; for handshake details).
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let _ = req.parse(&self.raw);
+        req.headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The first value of `name` in a query string.
+pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then_some(v)
+    })
+}
+
+/// Decodes `%XX` and `+` in a query value.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (
+                    b.get(i + 1).and_then(|&c| hex(c)),
+                    b.get(i + 2).and_then(|&c| hex(c)),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Engine.IO handshake errors, with Node's codes and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EioError {
+    /// 0 "Transport unknown"
+    UnknownTransport,
+    /// 1 "Session ID unknown"
+    UnknownSid,
+    /// 2 "Bad handshake method"
+    BadHandshakeMethod,
+    /// 3 "Bad request"
+    BadRequest,
+    /// 4 "Forbidden" (allowRequest refused; HTTP 403)
+    Forbidden,
+    /// 5 "Unsupported protocol version"
+    UnsupportedProtocolVersion,
+}
+
+impl EioError {
+    /// Node's numeric code.
+    pub fn code(self) -> u8 {
+        match self {
+            EioError::UnknownTransport => 0,
+            EioError::UnknownSid => 1,
+            EioError::BadHandshakeMethod => 2,
+            EioError::BadRequest => 3,
+            EioError::Forbidden => 4,
+            EioError::UnsupportedProtocolVersion => 5,
+        }
+    }
+    /// Node's message.
+    pub fn message(self) -> &'static str {
+        match self {
+            EioError::UnknownTransport => "Transport unknown",
+            EioError::UnknownSid => "Session ID unknown",
+            EioError::BadHandshakeMethod => "Bad handshake method",
+            EioError::BadRequest => "Bad request",
+            EioError::Forbidden => "Forbidden",
+            EioError::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+    /// The HTTP status Node answers with.
+    pub fn status(self) -> u16 {
+        if self == EioError::Forbidden {
+            403
+        } else {
+            400
+        }
+    }
+    /// The JSON body, byte for byte as Node writes it.
+    pub fn body(self) -> String {
+        format!(
+            "{{\"code\":{},\"message\":\"{}\"}}",
+            self.code(),
+            self.message()
+        )
+    }
+}
+
+/// CORS policy of an endpoint.
+#[derive(Debug, Clone, Default)]
+pub enum Cors {
+    /// No CORS headers (Node's default).
+    #[default]
+    Off,
+    /// `Access-Control-Allow-Origin: *`.
+    Any,
+    /// Reflect the request's Origin (with credentials).
+    Reflect,
+    /// Only these origins are reflected (with credentials).
+    List(Vec<String>),
+}
+
+impl Cors {
+    /// Appends the CORS headers for a request from `origin`.
+    pub fn write_headers(&self, origin: Option<&str>, out: &mut BytesMut) {
+        let allowed = match (self, origin) {
+            (Cors::Off, _) => return,
+            (Cors::Any, _) => {
+                out.put_slice(b"Access-Control-Allow-Origin: *\r\n");
+                return;
+            }
+            (Cors::Reflect, Some(o)) => o,
+            (Cors::List(list), Some(o)) if list.iter().any(|x| x == o) => o,
+            _ => return,
+        };
+        out.put_slice(b"Access-Control-Allow-Origin: ");
+        out.put_slice(allowed.as_bytes());
+        out.put_slice(b"\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n");
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        _ => "Unknown",
+    }
+}
+
+/// Builds a complete response with a body.
+pub fn response(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    cors: &Cors,
+    origin: Option<&str>,
+    keep_alive: bool,
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(160 + body.len());
+    write_status(&mut out, status);
+    out.put_slice(b"Content-Type: ");
+    out.put_slice(content_type.as_bytes());
+    out.put_slice(b"\r\nContent-Length: ");
+    out.put_slice(itoa(body.len()).as_bytes());
+    out.put_slice(b"\r\n");
+    cors.write_headers(origin, &mut out);
+    if !keep_alive {
+        out.put_slice(b"Connection: close\r\n");
+    }
+    out.put_slice(b"\r\n");
+    out.put_slice(body);
+    out.freeze()
+}
+
+fn write_status(out: &mut BytesMut, status: u16) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(itoa(status as usize).as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(reason(status).as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn itoa(n: usize) -> String {
+    n.to_string()
+}
+
+/// An Engine.IO error response (JSON body with Node's code and message).
+pub fn error_response(err: EioError, cors: &Cors, origin: Option<&str>) -> Bytes {
+    response(
+        err.status(),
+        "application/json",
+        err.body().as_bytes(),
+        cors,
+        origin,
+        true,
+    )
+}
+
+/// A plain-text response that closes the connection (400, 404, 413, 431).
+pub fn simple_response(status: u16, text: &str) -> Bytes {
+    response(
+        status,
+        "text/plain",
+        text.as_bytes(),
+        &Cors::Off,
+        None,
+        false,
+    )
+}
+
+/// The CORS preflight answer (204).
+pub fn preflight_response(cors: &Cors, head: &Head) -> Bytes {
+    let mut out = BytesMut::with_capacity(256);
+    write_status(&mut out, 204);
+    cors.write_headers(head.origin(), &mut out);
+    out.put_slice(b"Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
+    if let Some(h) = head.request_headers() {
+        out.put_slice(b"Access-Control-Allow-Headers: ");
+        out.put_slice(h.as_bytes());
+        out.put_slice(b"\r\nVary: Access-Control-Request-Headers\r\n");
+    }
+    out.put_slice(b"Content-Length: 0\r\n\r\n");
+    out.freeze()
+}
+
+/// The `101 Switching Protocols` answer for a WebSocket key.
+pub fn upgrade_response(accept: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(160);
+    out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+    out.put_slice(accept.as_bytes());
+    out.put_slice(b"\r\n\r\n");
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Option<Head>, HttpError> {
+        let mut b = BytesMut::from(s.as_bytes());
+        parse_head(&mut b)
+    }
+
+    #[test]
+    fn parses_polling_get() {
+        let h = parse("GET /socket.io/?EIO=4&transport=polling&t=abc HTTP/1.1\r\nHost: x\r\nOrigin: http://a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.method, Method::Get);
+        assert_eq!(h.path(), "/socket.io/");
+        assert_eq!(h.param("EIO"), Some("4"));
+        assert_eq!(h.param("transport"), Some("polling"));
+        assert_eq!(h.param("sid"), None);
+        assert_eq!(h.origin(), Some("http://a"));
+        assert!(h.keep_alive);
+        assert_eq!(h.headers()[0], ("host".to_string(), "x".to_string()));
+    }
+
+    #[test]
+    fn leaves_body_in_buffer() {
+        let mut b =
+            BytesMut::from(&b"POST /x?sid=1 HTTP/1.1\r\nContent-Length: 6\r\n\r\n4hello"[..]);
+        let h = parse_head(&mut b).unwrap().unwrap();
+        assert_eq!(h.content_length, 6);
+        assert_eq!(&b[..], b"4hello");
+    }
+
+    #[test]
+    fn partial_and_errors() {
+        assert!(parse("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+        assert_eq!(parse("GARBAGE\r\n\r\n").unwrap_err(), HttpError::Malformed);
+        assert_eq!(
+            parse("GET / HTTP/2.0\r\n\r\n").unwrap_err(),
+            HttpError::Malformed
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n").unwrap_err(),
+            HttpError::Malformed
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap_err(),
+            HttpError::Malformed
+        );
+        let many: String = (0..70).map(|i| format!("h{i}: v\r\n")).collect();
+        assert_eq!(
+            parse(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(),
+            HttpError::HeadTooLarge
+        );
+        let long = "a".repeat(MAX_HEAD + 1);
+        assert_eq!(
+            parse(&format!("GET /{long}")).unwrap_err(),
+            HttpError::HeadTooLarge
+        );
+    }
+
+    #[test]
+    fn websocket_headers() {
+        let h = parse("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: abc==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.upgrade_websocket);
+        assert_eq!(h.ws_key(), Some(&b"abc=="[..]));
+        assert_eq!(h.ws_version(), Some("13"));
+    }
+
+    #[test]
+    fn error_bodies_match_node() {
+        assert_eq!(
+            EioError::UnknownTransport.body(),
+            r#"{"code":0,"message":"Transport unknown"}"#
+        );
+        assert_eq!(
+            EioError::UnknownSid.body(),
+            r#"{"code":1,"message":"Session ID unknown"}"#
+        );
+        assert_eq!(
+            EioError::BadHandshakeMethod.body(),
+            r#"{"code":2,"message":"Bad handshake method"}"#
+        );
+        assert_eq!(
+            EioError::BadRequest.body(),
+            r#"{"code":3,"message":"Bad request"}"#
+        );
+        assert_eq!(
+            EioError::Forbidden.body(),
+            r#"{"code":4,"message":"Forbidden"}"#
+        );
+        assert_eq!(
+            EioError::UnsupportedProtocolVersion.body(),
+            r#"{"code":5,"message":"Unsupported protocol version"}"#
+        );
+        let r = error_response(EioError::Forbidden, &Cors::Off, None);
+        assert!(r.starts_with(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: 32\r\n"
+        ));
+    }
+
+    #[test]
+    fn cors_headers() {
+        let mut out = BytesMut::new();
+        Cors::List(vec!["http://a".into()]).write_headers(Some("http://b"), &mut out);
+        assert!(out.is_empty());
+        Cors::List(vec!["http://a".into()]).write_headers(Some("http://a"), &mut out);
+        assert_eq!(&out[..], &b"Access-Control-Allow-Origin: http://a\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"[..]);
+        let h = parse("OPTIONS /socket.io/ HTTP/1.1\r\nOrigin: http://a\r\nAccess-Control-Request-Headers: x-y\r\n\r\n").unwrap().unwrap();
+        let r = preflight_response(&Cors::Any, &h);
+        let s = std::str::from_utf8(&r).unwrap();
+        assert!(s.starts_with("HTTP/1.1 204 No Content\r\n"));
+        assert!(s.contains("Access-Control-Allow-Headers: x-y\r\n"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c%2"), "a b c%2");
+    }
+}

@@ -1,0 +1,8 @@
+//! Sans-IO protocol code: no sockets, no runtime, no clock (time is passed in).
+//!
+//! Inputs are byte buffers owned by the caller; "need more bytes" is `Ok(None)`, never an error.
+
+pub mod eio;
+pub mod http;
+pub mod sio;
+pub mod ws;

@@ -1,0 +1,365 @@
+//! One accepted TCP connection: HTTP/1.1 keep-alive loop, routing to an endpoint, Engine.IO
+//! request validation (Node's order and codes), long-polling GET/POST, WebSocket handshakes.
+//!
+//! A polling request whose sid belongs to another shard is forwarded to the owner with its
+//! body; the owner answers with the complete HTTP response. A WebSocket upgrade whose sid
+//! belongs to another shard moves its file descriptor to the owner (after a completed read,
+//! never with an operation in flight).
+
+use super::session::{PollOutcome, Session, Sid, Transport};
+use super::shard::{shard, ShardMsg};
+use super::ws_conn;
+use crate::proto::eio;
+use crate::proto::http::{self, EioError, Head, Method};
+use crate::DisconnectReason;
+use bytes::{Bytes, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+
+/// A polling request forwarded to the session's owner shard.
+pub(crate) struct ForwardedPoll {
+    pub sid: Sid,
+    pub ep: usize,
+    pub method: Method,
+    pub body: Bytes,
+    pub origin: Option<String>,
+    pub reply: futures_channel::oneshot::Sender<Bytes>,
+}
+
+/// A WebSocket connection moved to its session's owner.
+pub(crate) struct MovedWs {
+    pub fd: RawFd,
+    pub head: Head,
+    pub ep: usize,
+    pub sid: Sid,
+    pub leftover: Bytes,
+}
+
+/// Reads more bytes into `buf`; false on EOF or error.
+pub(crate) async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> bool {
+    if buf.capacity() - buf.len() < 512 {
+        buf.reserve(4096);
+    }
+    let len = buf.len();
+    let owned = std::mem::take(buf);
+    let (res, slice) = stream.read(owned.slice_mut(len..)).await;
+    *buf = slice.into_inner();
+    matches!(res, Ok(n) if n > 0)
+}
+
+async fn write(stream: &mut TcpStream, data: Bytes) -> bool {
+    stream.write_all(data).await.0.is_ok()
+}
+
+/// Serves one accepted connection.
+pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let sh = shard();
+    let mut buf = BytesMut::new();
+    loop {
+        let head = loop {
+            match http::parse_head(&mut buf) {
+                Ok(Some(h)) => break h,
+                Ok(None) => {}
+                Err(e) => {
+                    write(&mut stream, e.response()).await;
+                    return;
+                }
+            }
+            if !read_more(&mut stream, &mut buf).await {
+                return;
+            }
+        };
+        if head.chunked {
+            write(
+                &mut stream,
+                http::simple_response(400, "chunked bodies are not supported"),
+            )
+            .await;
+            return;
+        }
+        let Some(ep) = sh.cfg.endpoint_for(head.path()) else {
+            write(&mut stream, http::simple_response(404, "Not Found")).await;
+            return;
+        };
+        let eng = &sh.cfg.endpoints[ep].engine;
+        if head.method == Method::Options && !matches!(eng.cors, http::Cors::Off) {
+            if !write(&mut stream, http::preflight_response(&eng.cors, &head)).await {
+                return;
+            }
+            continue;
+        }
+        match route(&head, ep) {
+            Route::Error(e) => {
+                let keep = head.keep_alive && head.content_length == 0;
+                let resp = http::response(
+                    e.status(),
+                    "application/json",
+                    e.body().as_bytes(),
+                    &eng.cors,
+                    head.origin(),
+                    keep,
+                );
+                if !write(&mut stream, resp).await || !keep {
+                    return;
+                }
+            }
+            Route::Handshake => {
+                let sess = Session::new(
+                    ep,
+                    Transport::Polling,
+                    Rc::new(crate::Handshake::new(&head, peer)),
+                );
+                let open = eio::open_packet(
+                    sess.sid().as_str(),
+                    eng.websocket,
+                    ms(eng.ping_interval),
+                    ms(eng.ping_timeout),
+                    eng.max_payload,
+                );
+                let resp = http::response(
+                    200,
+                    "text/plain; charset=UTF-8",
+                    &open,
+                    &eng.cors,
+                    head.origin(),
+                    head.keep_alive,
+                );
+                if !write(&mut stream, resp).await || !head.keep_alive {
+                    return;
+                }
+            }
+            Route::Poll(sid) => {
+                let body = if head.method == Method::Post {
+                    if head.content_length > eng.max_payload {
+                        refuse_oversized(sid, ep).await;
+                        write(&mut stream, http::simple_response(413, "Payload Too Large")).await;
+                        return;
+                    }
+                    while buf.len() < head.content_length {
+                        if !read_more(&mut stream, &mut buf).await {
+                            return;
+                        }
+                    }
+                    buf.split_to(head.content_length).freeze()
+                } else {
+                    Bytes::new()
+                };
+                let origin = head.origin().map(str::to_string);
+                let resp = if sid.shard() == sh.id {
+                    poll_local(sid, ep, head.method, body, origin.as_deref()).await
+                } else {
+                    let (tx, rx) = futures_channel::oneshot::channel();
+                    let msg = ForwardedPoll {
+                        sid,
+                        ep,
+                        method: head.method,
+                        body,
+                        origin,
+                        reply: tx,
+                    };
+                    if sh.peers.try_post(sid.shard(), ShardMsg::Poll(msg)).is_err() {
+                        http::simple_response(500, "shard inbox full")
+                    } else {
+                        rx.await.unwrap_or_else(|_| {
+                            http::error_response(EioError::UnknownSid, &eng.cors, head.origin())
+                        })
+                    }
+                };
+                if !write(&mut stream, resp).await || !head.keep_alive {
+                    return;
+                }
+            }
+            Route::WebSocket(sid) => {
+                if head.ws_version() != Some("13") || head.ws_key().is_none() {
+                    write(&mut stream, http::simple_response(400, "Bad Request")).await;
+                    return;
+                }
+                match sid {
+                    Some(sid) if sid.shard() != sh.id => {
+                        let leftover = buf.split().freeze();
+                        let fd = stream.into_raw_fd();
+                        let msg = MovedWs {
+                            fd,
+                            head,
+                            ep,
+                            sid,
+                            leftover,
+                        };
+                        if let Err(ShardMsg::AdoptWs(m)) =
+                            sh.peers.try_post(sid.shard(), ShardMsg::AdoptWs(msg))
+                        {
+                            // SAFETY: the fd came from into_raw_fd above and was not sent.
+                            drop(unsafe { std::net::TcpStream::from_raw_fd(m.fd) });
+                        }
+                    }
+                    _ => ws_conn::run(stream, head, ep, sid, buf, peer).await,
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+enum Route {
+    Error(EioError),
+    Handshake,
+    Poll(Sid),
+    WebSocket(Option<Sid>),
+}
+
+/// Node's `verify` + `handshake` checks, in Node's order.
+fn route(head: &Head, ep: usize) -> Route {
+    let sh = shard();
+    let eng = &sh.cfg.endpoints[ep].engine;
+    let transport = head.param("transport");
+    let polling = transport == Some("polling") && eng.polling;
+    let websocket = transport == Some("websocket") && eng.websocket;
+    if !polling && !websocket {
+        return Route::Error(EioError::UnknownTransport);
+    }
+    match head.param("sid") {
+        Some(raw) => {
+            let Some(sid) = Sid::parse(raw).filter(|s| s.shard() < sh.peers.inboxes.len()) else {
+                return Route::Error(EioError::UnknownSid);
+            };
+            if websocket {
+                if !head.upgrade_websocket {
+                    return Route::Error(EioError::BadRequest);
+                }
+                Route::WebSocket(Some(sid))
+            } else {
+                Route::Poll(sid)
+            }
+        }
+        None => {
+            if head.method != Method::Get {
+                return Route::Error(EioError::BadHandshakeMethod);
+            }
+            if websocket && !head.upgrade_websocket {
+                return Route::Error(EioError::BadRequest);
+            }
+            if head.param("EIO") != Some("4") {
+                return Route::Error(EioError::UnsupportedProtocolVersion);
+            }
+            if let Some(allow) = &eng.allow_request {
+                if !allow(head) {
+                    return Route::Error(EioError::Forbidden);
+                }
+            }
+            if websocket {
+                Route::WebSocket(None)
+            } else {
+                Route::Handshake
+            }
+        }
+    }
+}
+
+/// Looks up a live session on this shard (the pong deadline is checked here too).
+pub(crate) fn lookup(sid: Sid) -> Option<Rc<Session>> {
+    let sess = shard().sessions.borrow().get(&sid).cloned()?;
+    if sess.expired() {
+        sess.close(DisconnectReason::PingTimeout);
+        return None;
+    }
+    Some(sess)
+}
+
+async fn refuse_oversized(sid: Sid, _ep: usize) {
+    if sid.shard() == shard().id {
+        if let Some(s) = lookup(sid) {
+            s.close(DisconnectReason::TransportError);
+        }
+    }
+}
+
+/// Serves a polling GET or POST on the owner shard; returns the full HTTP response.
+pub(crate) async fn poll_local(
+    sid: Sid,
+    ep: usize,
+    method: Method,
+    body: Bytes,
+    origin: Option<&str>,
+) -> Bytes {
+    let sh = shard();
+    let cors = &sh.cfg.endpoints[ep].engine.cors;
+    let err = |e: EioError| http::error_response(e, cors, origin);
+    let Some(sess) = lookup(sid).filter(|s| s.ep == ep) else {
+        return err(EioError::UnknownSid);
+    };
+    if sess.st.borrow().transport != Transport::Polling {
+        return err(EioError::BadRequest);
+    }
+    match method {
+        Method::Get => {
+            if sess.st.borrow().get_active {
+                // a second concurrent GET: the first gets `1`, this one 400, the session ends
+                sess.close(DisconnectReason::TransportError);
+                return err(EioError::BadRequest);
+            }
+            sess.st.borrow_mut().get_active = true;
+            let outcome = poll_fn(|cx| sess.poll_packets(cx)).await;
+            sess.st.borrow_mut().get_active = false;
+            let packets = match outcome {
+                PollOutcome::Packets(p) => p,
+                PollOutcome::Closed(p) => vec![p],
+            };
+            let mut body = BytesMut::new();
+            eio::encode_payload(&packets, &mut body);
+            http::response(200, "text/plain; charset=UTF-8", &body, cors, origin, true)
+        }
+        Method::Post => {
+            if sess.st.borrow().post_active {
+                sess.close(DisconnectReason::TransportError);
+                return err(EioError::BadRequest);
+            }
+            sess.st.borrow_mut().post_active = true;
+            for p in eio::decode_payload(body) {
+                match p {
+                    Ok(p) => sess.on_packet(p),
+                    Err(_) => {
+                        sess.close(DisconnectReason::ParseError);
+                        break;
+                    }
+                }
+                if sess.is_closed() {
+                    break;
+                }
+            }
+            sess.st.borrow_mut().post_active = false;
+            http::response(200, "text/html", b"ok", cors, origin, true)
+        }
+        _ => err(EioError::BadRequest),
+    }
+}
+
+/// Runs a forwarded polling request on this (owner) shard.
+pub(crate) async fn serve_forwarded_poll(p: ForwardedPoll) {
+    let resp = poll_local(p.sid, p.ep, p.method, p.body, p.origin.as_deref()).await;
+    let _ = p.reply.send(resp);
+}
+
+/// Takes over a WebSocket connection moved here from another shard.
+pub(crate) async fn adopt_ws(m: MovedWs) {
+    // SAFETY: the fd was produced by into_raw_fd on the sending shard and ownership moved here.
+    let std_stream = unsafe { std::net::TcpStream::from_raw_fd(m.fd) };
+    let peer = std_stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let Ok(stream) = TcpStream::from_std(std_stream) else {
+        return;
+    };
+    let mut buf = BytesMut::with_capacity(m.leftover.len());
+    buf.extend_from_slice(&m.leftover);
+    ws_conn::run(stream, m.head, m.ep, Some(m.sid), buf, peer).await;
+}

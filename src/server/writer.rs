@@ -1,0 +1,180 @@
+//! The WebSocket flush task: drains a session's queue into vectored writes.
+//!
+//! Spawned only while a session has queued frames (idle sockets have no writer task). Each
+//! payload is a shared `Bytes` (encoded once, possibly shared by many sockets); the frame header
+//! is computed here (2-10 bytes) so one payload serves every recipient. Up to `BATCH` frames go
+//! out in one `writev`.
+
+use super::session::{Out, Session};
+use crate::proto::eio::OutPacket;
+use crate::proto::ws::{encode_header, OpCode};
+use crate::DisconnectReason;
+use bytes::Bytes;
+use monoio::buf::IoVecBuf;
+use monoio::io::AsyncWriteRent;
+use std::rc::Rc;
+
+const BATCH: usize = 64;
+
+/// Frames of one vectored write.
+pub(crate) struct Batch {
+    hdrs: Vec<[u8; 14]>,
+    bufs: Vec<Bytes>,
+    iov: Vec<libc::iovec>,
+    pos: usize,
+    pub(crate) close: bool,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Batch {
+        Batch {
+            hdrs: Vec::new(),
+            bufs: Vec::new(),
+            iov: Vec::new(),
+            pos: 0,
+            close: false,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.hdrs.clear();
+        self.bufs.clear();
+        self.iov.clear();
+        self.pos = 0;
+        self.close = false;
+    }
+
+    fn push(&mut self, op: OpCode, payload: Bytes) {
+        let mut h = [0u8; 14];
+        let n = encode_header(op, payload.len(), None, &mut h);
+        h[13] = n as u8; // length kept in the spare last byte (a server header is at most 10)
+        self.hdrs.push(h);
+        self.bufs.push(payload);
+    }
+
+    /// Builds the iovecs once every frame is in (pointers into `hdrs` must not move after).
+    fn seal(&mut self) {
+        self.iov.clear();
+        for (h, b) in self.hdrs.iter().zip(&self.bufs) {
+            self.iov.push(libc::iovec {
+                iov_base: h.as_ptr() as *mut _,
+                iov_len: h[13] as usize,
+            });
+            if !b.is_empty() {
+                self.iov.push(libc::iovec {
+                    iov_base: b.as_ptr() as *mut _,
+                    iov_len: b.len(),
+                });
+            }
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.iov[self.pos..].iter().map(|v| v.iov_len).sum()
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 && self.pos < self.iov.len() {
+            let v = &mut self.iov[self.pos];
+            if n >= v.iov_len {
+                n -= v.iov_len;
+                self.pos += 1;
+            } else {
+                v.iov_base = unsafe { (v.iov_base as *mut u8).add(n) } as *mut _;
+                v.iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+}
+
+// SAFETY: the iovecs point into `hdrs` and `bufs`, which are not touched while the runtime owns
+// the batch; both are heap allocations that do not move when the Batch itself moves.
+unsafe impl IoVecBuf for Batch {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.iov[self.pos..].as_ptr()
+    }
+    fn read_iovec_len(&self) -> usize {
+        self.iov.len() - self.pos
+    }
+}
+
+fn fill(sess: &Session, batch: &mut Batch) {
+    let mut st = sess.st.borrow_mut();
+    while batch.bufs.len() < BATCH {
+        let Some(o) = st.out.pop_front() else { break };
+        match o {
+            Out::Eio(p) => {
+                st.out_bytes -= p.len();
+                match p {
+                    OutPacket::Text(b) => batch.push(OpCode::Text, b),
+                    OutPacket::Binary(b) => batch.push(OpCode::Binary, b),
+                }
+            }
+            Out::WsPong(b) => batch.push(OpCode::Pong, b),
+            Out::WsClose(code) => {
+                batch.push(OpCode::Close, Bytes::copy_from_slice(&code.to_be_bytes()));
+                batch.close = true;
+                st.out.clear();
+                st.out_bytes = 0;
+                break;
+            }
+        }
+    }
+}
+
+/// Shuts a socket down so that its reader sees EOF.
+pub(crate) fn shutdown_fd(fd: i32) {
+    if fd >= 0 {
+        // SAFETY: plain syscall on a descriptor the session owns; errors are irrelevant here.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// Drains the session's queue; exits when it is empty.
+pub(crate) async fn flush(sess: Rc<Session>) {
+    let Some(mut w) = sess.st.borrow_mut().ws_writer.take() else {
+        sess.st.borrow_mut().writing = false;
+        return;
+    };
+    let mut batch = Batch::new();
+    let mut failed = false;
+    loop {
+        batch.clear();
+        fill(&sess, &mut batch);
+        if batch.bufs.is_empty() {
+            break;
+        }
+        batch.seal();
+        while batch.remaining() > 0 {
+            let (res, b) = w.writev(batch).await;
+            batch = b;
+            match res {
+                Ok(0) | Err(_) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => batch.advance(n),
+            }
+        }
+        if failed || batch.close {
+            break;
+        }
+    }
+    let close = batch.close;
+    let fd = {
+        let mut st = sess.st.borrow_mut();
+        st.writing = false;
+        if !close && !failed {
+            st.ws_writer = Some(w);
+            return;
+        }
+        st.ws_fd
+    };
+    shutdown_fd(fd);
+    if failed {
+        sess.close(DisconnectReason::TransportError);
+    }
+}

@@ -1,0 +1,388 @@
+//! The user-facing socket: one client connected to one namespace.
+//!
+//! Owns: emitting (encoded once into `Bytes`), acks in both directions, per-socket handlers,
+//! the per-socket event queue that keeps async handlers in arrival order, rooms membership,
+//! per-socket data, and the disconnect path.
+
+use crate::args::{to_writer, ArgWriter, IntoArgs, RawArgs};
+use crate::ns::{ErasedHandler, LocalFuture, NsRt};
+use crate::operators::BroadcastOperator;
+use crate::proto::eio::OutPacket;
+use crate::proto::sio::{self, Kind};
+use crate::server::{shard, Session, Sid};
+use crate::{DisconnectReason, Handshake};
+use bytes::{BufMut, Bytes, BytesMut};
+use smallvec::SmallVec;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+type DisconnectFn = Box<dyn FnOnce(Socket, DisconnectReason)>;
+type Queued = (Rc<dyn ErasedHandler>, RawArgs, AckSender);
+
+pub(crate) struct SocketInner {
+    pub id: Sid,
+    pub ns: Rc<NsRt>,
+    pub sess: Weak<Session>,
+    pub auth: Bytes,
+    pub connected: Cell<bool>,
+    acks: RefCell<HashMap<u64, futures_channel::oneshot::Sender<RawArgs>>>,
+    next_ack: Cell<u64>,
+    data: RefCell<Option<Box<dyn Any>>>,
+    handlers: RefCell<Option<Box<HashMap<String, Rc<dyn ErasedHandler>>>>>,
+    on_disconnect: RefCell<Vec<DisconnectFn>>,
+    queue: RefCell<VecDeque<Queued>>,
+    busy: Cell<bool>,
+    pub rooms: RefCell<SmallVec<[Rc<str>; 2]>>,
+    pub mark: Cell<u64>,
+}
+
+/// A client connected to a namespace. Cheap to clone (an `Rc`); lives on its shard.
+#[derive(Clone)]
+pub struct Socket(pub(crate) Rc<SocketInner>);
+
+/// Why a server-to-client ack did not arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckError {
+    /// No ack within the timeout.
+    Timeout,
+    /// The socket disconnected first.
+    Disconnected,
+}
+
+impl std::fmt::Display for AckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AckError::Timeout => "operation has timed out",
+            AckError::Disconnected => "socket has been disconnected",
+        })
+    }
+}
+impl std::error::Error for AckError {}
+
+/// Answers a client's emit-with-ack. Sending is a no-op when the client asked for no ack.
+pub struct AckSender {
+    socket: Option<Socket>,
+    id: Option<u64>,
+}
+
+impl AckSender {
+    /// True when the client is waiting for an ack.
+    pub fn expected(&self) -> bool {
+        self.id.is_some()
+    }
+    /// Sends the ack with these arguments (`43<id>[...]`, or `46` with binary).
+    pub fn send(self, args: impl IntoArgs) {
+        if let (Some(s), Some(id)) = (self.socket, self.id) {
+            let w = to_writer(args);
+            let (text, att) = encode_packet(&s.0.ns.name, None, Some(id), w, true);
+            s.send_packets(text, att);
+        }
+    }
+}
+
+/// Encodes an event (`event` Some) or an ack; returns the text packet and attachments.
+pub(crate) fn encode_packet(
+    nsp: &str,
+    event: Option<&str>,
+    id: Option<u64>,
+    w: ArgWriter,
+    ack: bool,
+) -> (Bytes, Vec<Bytes>) {
+    let binary = !w.attachments.is_empty();
+    let kind = match (ack, binary) {
+        (false, false) => Kind::Event,
+        (false, true) => Kind::BinaryEvent,
+        (true, false) => Kind::Ack,
+        (true, true) => Kind::BinaryAck,
+    };
+    let mut out =
+        BytesMut::with_capacity(16 + nsp.len() + event.map_or(0, |e| e.len()) + w.json.len());
+    sio::write_header(&mut out, kind, nsp, id, w.attachments.len());
+    out.put_u8(b'[');
+    if let Some(ev) = event {
+        let _ = sonic_rs::to_writer((&mut out).writer(), ev);
+        if !w.json.is_empty() {
+            out.put_u8(b',');
+        }
+    }
+    out.put_slice(&w.json);
+    out.put_u8(b']');
+    (out.freeze(), w.attachments)
+}
+
+impl Socket {
+    pub(crate) fn new(ns: Rc<NsRt>, sess: &Rc<Session>, auth: Bytes) -> Socket {
+        let id = Sid::new(shard().id);
+        let s = Socket(Rc::new(SocketInner {
+            id,
+            ns,
+            sess: Rc::downgrade(sess),
+            auth,
+            connected: Cell::new(false),
+            acks: RefCell::new(HashMap::new()),
+            next_ack: Cell::new(0),
+            data: RefCell::new(None),
+            handlers: RefCell::new(None),
+            on_disconnect: RefCell::new(Vec::new()),
+            queue: RefCell::new(VecDeque::new()),
+            busy: Cell::new(false),
+            rooms: RefCell::new(SmallVec::new()),
+            mark: Cell::new(0),
+        }));
+        s
+    }
+
+    /// The socket id (per namespace; distinct from the Engine.IO session id).
+    pub fn id(&self) -> &str {
+        self.0.id.as_str()
+    }
+    pub(crate) fn sid(&self) -> Sid {
+        self.0.id
+    }
+    /// The namespace name.
+    pub fn ns(&self) -> &str {
+        &self.0.ns.name
+    }
+    /// True until the socket disconnects.
+    pub fn connected(&self) -> bool {
+        self.0.connected.get()
+    }
+    /// The handshake of the underlying connection.
+    pub fn handshake(&self) -> Rc<Handshake> {
+        self.0
+            .sess
+            .upgrade()
+            .map(|s| s.handshake.clone())
+            .unwrap_or_default()
+    }
+    /// The CONNECT payload as raw JSON (`{}` when the client sent none).
+    pub fn auth_raw(&self) -> &str {
+        std::str::from_utf8(&self.0.auth).unwrap_or("{}")
+    }
+    /// The CONNECT payload deserialized.
+    pub fn auth<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        sonic_rs::from_slice(&self.0.auth).ok()
+    }
+    /// One field of the CONNECT payload.
+    pub fn auth_field<T: serde::de::DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let v = sonic_rs::get_from_slice(&self.0.auth, [name]).ok()?;
+        sonic_rs::from_str(v.as_raw_str()).ok()
+    }
+
+    /// Emits an event to this client. Returns false when the socket is gone.
+    pub fn emit(&self, event: &str, args: impl IntoArgs) -> bool {
+        let w = to_writer(args);
+        let (text, att) = encode_packet(&self.0.ns.name, Some(event), None, w, false);
+        self.send_packets(text, att)
+    }
+
+    /// Emits an event and waits for the client's ack, at most `timeout`.
+    pub fn emit_with_ack(
+        &self,
+        event: &str,
+        args: impl IntoArgs,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<RawArgs, AckError>> + 'static {
+        let id = self.0.next_ack.get();
+        self.0.next_ack.set(id + 1);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.0.acks.borrow_mut().insert(id, tx);
+        let w = to_writer(args);
+        let (text, att) = encode_packet(&self.0.ns.name, Some(event), Some(id), w, false);
+        let sent = self.send_packets(text, att);
+        let me = Rc::downgrade(&self.0);
+        async move {
+            if !sent {
+                return Err(AckError::Disconnected);
+            }
+            match monoio::time::timeout(timeout, rx).await {
+                Ok(Ok(args)) => Ok(args),
+                Ok(Err(_)) => Err(AckError::Disconnected),
+                Err(_) => {
+                    if let Some(s) = me.upgrade() {
+                        s.acks.borrow_mut().remove(&id);
+                    }
+                    Err(AckError::Timeout)
+                }
+            }
+        }
+    }
+
+    pub(crate) fn send_packets(&self, text: Bytes, attachments: Vec<Bytes>) -> bool {
+        if !self.0.connected.get() {
+            return false;
+        }
+        let Some(sess) = self.0.sess.upgrade() else {
+            return false;
+        };
+        if attachments.is_empty() {
+            sess.send(OutPacket::Text(text));
+        } else {
+            sess.send_many(
+                std::iter::once(OutPacket::Text(text))
+                    .chain(attachments.into_iter().map(OutPacket::Binary)),
+            );
+        }
+        true
+    }
+
+    /// A per-socket handler (checked before the namespace's handlers).
+    pub fn on<A: crate::FromArgs + 'static>(
+        &self,
+        event: &str,
+        f: impl Fn(Socket, A, AckSender) + 'static,
+    ) {
+        self.0
+            .handlers
+            .borrow_mut()
+            .get_or_insert_with(Default::default)
+            .insert(event.to_string(), crate::ns::sync_handler(f));
+    }
+
+    /// A per-socket async handler.
+    pub fn on_async<A, Fut>(&self, event: &str, f: impl Fn(Socket, A, AckSender) -> Fut + 'static)
+    where
+        A: crate::FromArgs + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        self.0
+            .handlers
+            .borrow_mut()
+            .get_or_insert_with(Default::default)
+            .insert(event.to_string(), crate::ns::async_handler(f));
+    }
+
+    /// Runs `f` once when the socket disconnects, with the reason.
+    pub fn on_disconnect(&self, f: impl FnOnce(Socket, DisconnectReason) + 'static) {
+        self.0.on_disconnect.borrow_mut().push(Box::new(f));
+    }
+
+    /// Stores per-socket data.
+    pub fn set_data<T: 'static>(&self, v: T) {
+        *self.0.data.borrow_mut() = Some(Box::new(v));
+    }
+    /// Reads per-socket data.
+    pub fn with_data<T: 'static, R>(&self, f: impl FnOnce(Option<&mut T>) -> R) -> R {
+        let mut d = self.0.data.borrow_mut();
+        f(d.as_mut().and_then(|b| b.downcast_mut::<T>()))
+    }
+
+    /// Joins a room.
+    pub fn join(&self, room: &str) {
+        shard().adapter.join(self, room);
+    }
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        shard().adapter.leave(self, room);
+    }
+    /// The rooms this socket is in (its own id included).
+    pub fn rooms(&self) -> Vec<String> {
+        self.0
+            .rooms
+            .borrow()
+            .iter()
+            .map(|r| r.to_string())
+            .collect()
+    }
+
+    /// Targets a room: the sender is included when it is a member.
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        self.operator().to(room)
+    }
+    /// Everyone in the namespace but this socket.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.operator().except(self.id())
+    }
+    fn operator(&self) -> BroadcastOperator {
+        let ep = self.0.sess.upgrade().map_or(0, |s| s.ep);
+        BroadcastOperator::new(ep, self.0.ns.name.clone())
+    }
+
+    /// Disconnects this socket from its namespace (`41` to the client, reason
+    /// "server namespace disconnect"); the connection stays open.
+    pub fn disconnect(&self) {
+        if !self.0.connected.get() {
+            return;
+        }
+        let nsp = self.0.ns.name.clone();
+        self.send_packets(sio::encode(Kind::Disconnect, &nsp, None, b""), Vec::new());
+        if let Some(sess) = self.0.sess.upgrade() {
+            if let Some(sio) = sess.sio.borrow_mut().as_mut() {
+                sio.remove(&nsp);
+            }
+        }
+        self.on_closed(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Closes the whole underlying connection (every namespace), like a network loss for the
+    /// client: it reconnects by itself.
+    pub fn close_connection(&self) {
+        if let Some(sess) = self.0.sess.upgrade() {
+            sess.close(DisconnectReason::ForcedClose);
+        }
+    }
+
+    /// Called once when the socket leaves its namespace.
+    pub(crate) fn on_closed(&self, reason: DisconnectReason) {
+        if !self.0.connected.replace(false) {
+            return;
+        }
+        let cbs = std::mem::take(&mut *self.0.on_disconnect.borrow_mut());
+        for cb in cbs {
+            cb(self.clone(), reason);
+        }
+        shard().adapter.leave_all(self);
+        self.0.ns.sockets.borrow_mut().remove(&self.0.id);
+        self.0.acks.borrow_mut().clear();
+        self.0.queue.borrow_mut().clear();
+        *self.0.handlers.borrow_mut() = None;
+    }
+
+    pub(crate) fn on_ack(&self, id: u64, args: RawArgs) {
+        if let Some(tx) = self.0.acks.borrow_mut().remove(&id) {
+            let _ = tx.send(args);
+        }
+    }
+
+    /// Dispatches one event, in arrival order even when handlers are async.
+    pub(crate) fn on_event(&self, event: &str, args: RawArgs, id: Option<u64>) {
+        let handler = self
+            .0
+            .handlers
+            .borrow()
+            .as_ref()
+            .and_then(|h| h.get(event).cloned())
+            .or_else(|| self.0.ns.def.handlers.get(event).cloned());
+        let Some(h) = handler else {
+            tracing::trace!(event, "no handler");
+            return;
+        };
+        let ack = AckSender {
+            socket: id.map(|_| self.clone()),
+            id,
+        };
+        if self.0.busy.get() {
+            self.0.queue.borrow_mut().push_back((h, args, ack));
+            return;
+        }
+        if let Some(fut) = h.call(self.clone(), args, ack) {
+            self.0.busy.set(true);
+            monoio::spawn(self.clone().drain(fut));
+        }
+    }
+
+    async fn drain(self, first: LocalFuture) {
+        first.await;
+        loop {
+            let next = self.0.queue.borrow_mut().pop_front();
+            let Some((h, args, ack)) = next else { break };
+            if let Some(fut) = h.call(self.clone(), args, ack) {
+                fut.await;
+            }
+        }
+        self.0.busy.set(false);
+    }
+}
