@@ -88,6 +88,7 @@ fn bind_one(addr: &SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
             len,
         ))?;
         check(libc::listen(fd, 4096))?;
+        listener.set_nonblocking(true)?;
         Ok(listener)
     }
 }

@@ -413,15 +413,8 @@ fn itoa(n: usize) -> String {
 }
 
 /// An Engine.IO error response (JSON body with Node's code and message).
-pub fn error_response(err: EioError, cors: &Cors, origin: Option<&str>) -> Bytes {
-    response(
-        err.status(),
-        "application/json",
-        err.body().as_bytes(),
-        cors,
-        origin,
-        true,
-    )
+pub fn error_response(err: EioError, cors: &Cors, origin: Option<&str>, keep_alive: bool) -> Bytes {
+    response(err.status(), "application/json", err.body().as_bytes(), cors, origin, keep_alive)
 }
 
 /// A plain-text response that closes the connection (400, 404, 413, 431).
@@ -557,7 +550,7 @@ mod tests {
             EioError::UnsupportedProtocolVersion.body(),
             r#"{"code":5,"message":"Unsupported protocol version"}"#
         );
-        let r = error_response(EioError::Forbidden, &Cors::Off, None);
+        let r = error_response(EioError::Forbidden, &Cors::Off, None, true);
         assert!(r.starts_with(
             b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: 32\r\n"
         ));

@@ -20,6 +20,7 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
+use std::time::Instant;
 
 /// A polling request forwarded to the session's owner shard.
 pub(crate) struct ForwardedPoll {
@@ -28,6 +29,7 @@ pub(crate) struct ForwardedPoll {
     pub method: Method,
     pub body: Bytes,
     pub origin: Option<String>,
+    pub keep_alive: bool,
     pub reply: futures_channel::oneshot::Sender<Bytes>,
 }
 
@@ -75,6 +77,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                 return;
             }
         };
+        tracing::trace!(method = ?head.method, path = head.path(), query = head.query(), len = head.content_length, "request");
         if head.chunked {
             write(
                 &mut stream,
@@ -152,7 +155,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                 };
                 let origin = head.origin().map(str::to_string);
                 let resp = if sid.shard() == sh.id {
-                    poll_local(sid, ep, head.method, body, origin.as_deref()).await
+                    poll_local(sid, ep, head.method, body, origin.as_deref(), head.keep_alive).await
                 } else {
                     let (tx, rx) = futures_channel::oneshot::channel();
                     let msg = ForwardedPoll {
@@ -161,13 +164,14 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                         method: head.method,
                         body,
                         origin,
+                        keep_alive: head.keep_alive,
                         reply: tx,
                     };
                     if sh.peers.try_post(sid.shard(), ShardMsg::Poll(msg)).is_err() {
                         http::simple_response(500, "shard inbox full")
                     } else {
                         rx.await.unwrap_or_else(|_| {
-                            http::error_response(EioError::UnknownSid, &eng.cors, head.origin())
+                            http::error_response(EioError::UnknownSid, &eng.cors, head.origin(), head.keep_alive)
                         })
                     }
                 };
@@ -290,11 +294,16 @@ pub(crate) async fn poll_local(
     method: Method,
     body: Bytes,
     origin: Option<&str>,
+    keep_alive: bool,
 ) -> Bytes {
     let sh = shard();
     let cors = &sh.cfg.endpoints[ep].engine.cors;
-    let err = |e: EioError| http::error_response(e, cors, origin);
+    let err = |e: EioError| http::error_response(e, cors, origin, keep_alive);
     let Some(sess) = lookup(sid).filter(|s| s.ep == ep) else {
+        let raced = method == Method::Get && sh.tombstones.borrow_mut().remove(&sid).is_some_and(|t| t > Instant::now());
+        if raced {
+            return http::response(200, "text/plain; charset=UTF-8", b"6", cors, origin, keep_alive);
+        }
         return err(EioError::UnknownSid);
     };
     if sess.st.borrow().transport != Transport::Polling {
@@ -316,7 +325,7 @@ pub(crate) async fn poll_local(
             };
             let mut body = BytesMut::new();
             eio::encode_payload(&packets, &mut body);
-            http::response(200, "text/plain; charset=UTF-8", &body, cors, origin, true)
+            http::response(200, "text/plain; charset=UTF-8", &body, cors, origin, keep_alive)
         }
         Method::Post => {
             if sess.st.borrow().post_active {
@@ -337,7 +346,7 @@ pub(crate) async fn poll_local(
                 }
             }
             sess.st.borrow_mut().post_active = false;
-            http::response(200, "text/html", b"ok", cors, origin, true)
+            http::response(200, "text/html", b"ok", cors, origin, keep_alive)
         }
         _ => err(EioError::BadRequest),
     }
@@ -345,7 +354,7 @@ pub(crate) async fn poll_local(
 
 /// Runs a forwarded polling request on this (owner) shard.
 pub(crate) async fn serve_forwarded_poll(p: ForwardedPoll) {
-    let resp = poll_local(p.sid, p.ep, p.method, p.body, p.origin.as_deref()).await;
+    let resp = poll_local(p.sid, p.ep, p.method, p.body, p.origin.as_deref(), p.keep_alive).await;
     let _ = p.reply.send(resp);
 }
 
@@ -353,6 +362,7 @@ pub(crate) async fn serve_forwarded_poll(p: ForwardedPoll) {
 pub(crate) async fn adopt_ws(m: MovedWs) {
     // SAFETY: the fd was produced by into_raw_fd on the sending shard and ownership moved here.
     let std_stream = unsafe { std::net::TcpStream::from_raw_fd(m.fd) };
+    let _ = std_stream.set_nonblocking(true);
     let peer = std_stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));

@@ -452,6 +452,7 @@ async fn shard_main(
         cfg,
         endpoints,
         sessions: Default::default(),
+        tombstones: Default::default(),
         timers: Rc::new(Timers::default()),
         peers,
         adapter: Default::default(),

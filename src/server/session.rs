@@ -353,6 +353,14 @@ impl Session {
             };
             if let Some(w) = st.poll_waker.take() {
                 w.wake();
+            } else if reason == DisconnectReason::TransportClose && st.transport == Transport::Polling && !st.get_active {
+                let sh = shard();
+                let mut t = sh.tombstones.borrow_mut();
+                let now = Instant::now();
+                if t.len() > 256 {
+                    t.retain(|_, until| *until > now);
+                }
+                t.insert(self.sid, now + std::time::Duration::from_secs(1));
             }
             if st.transport == Transport::WebSocket {
                 st.out.push_back(Out::WsClose(code));

@@ -180,6 +180,9 @@ pub(crate) struct ShardCtx {
     pub cfg: Arc<Config>,
     pub endpoints: Vec<EndpointRt>,
     pub sessions: RefCell<HashMap<Sid, Rc<Session>>>,
+    /// Polling sessions the client closed with `1` while no GET was pending: a GET racing the
+    /// close (sent together with it) is answered `6` once, as if it had been pending.
+    pub tombstones: RefCell<HashMap<Sid, Instant>>,
     pub timers: Rc<Timers>,
     pub peers: Arc<Peers>,
     pub adapter: crate::adapter::LocalAdapter,

@@ -69,7 +69,7 @@ pub(crate) async fn run(
             None => {
                 return reject(
                     stream,
-                    http::error_response(EioError::UnknownSid, &eng.cors, head.origin()),
+                    http::error_response(EioError::UnknownSid, &eng.cors, head.origin(), false),
                 )
                 .await
             }
