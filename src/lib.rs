@@ -68,7 +68,7 @@ pub use args::{Binary, FromArgs, IntoArgs, RawArgs};
 pub use ns::{ConnectError, LocalFuture, Namespace};
 pub use operators::BroadcastOperator;
 pub use proto::http::Cors;
-pub use server::{EngineConfig, RunningServer, Server, ServerBuilder};
+pub use server::{Driver, EngineConfig, RunningServer, Server, ServerBuilder};
 pub use socket::{AckError, AckSender, Socket};
 
 use bytes::Bytes;

@@ -414,7 +414,14 @@ fn itoa(n: usize) -> String {
 
 /// An Engine.IO error response (JSON body with Node's code and message).
 pub fn error_response(err: EioError, cors: &Cors, origin: Option<&str>, keep_alive: bool) -> Bytes {
-    response(err.status(), "application/json", err.body().as_bytes(), cors, origin, keep_alive)
+    response(
+        err.status(),
+        "application/json",
+        err.body().as_bytes(),
+        cors,
+        origin,
+        keep_alive,
+    )
 }
 
 /// A plain-text response that closes the connection (400, 404, 413, 431).

@@ -155,7 +155,15 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                 };
                 let origin = head.origin().map(str::to_string);
                 let resp = if sid.shard() == sh.id {
-                    poll_local(sid, ep, head.method, body, origin.as_deref(), head.keep_alive).await
+                    poll_local(
+                        sid,
+                        ep,
+                        head.method,
+                        body,
+                        origin.as_deref(),
+                        head.keep_alive,
+                    )
+                    .await
                 } else {
                     let (tx, rx) = futures_channel::oneshot::channel();
                     let msg = ForwardedPoll {
@@ -171,7 +179,12 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                         http::simple_response(500, "shard inbox full")
                     } else {
                         rx.await.unwrap_or_else(|_| {
-                            http::error_response(EioError::UnknownSid, &eng.cors, head.origin(), head.keep_alive)
+                            http::error_response(
+                                EioError::UnknownSid,
+                                &eng.cors,
+                                head.origin(),
+                                head.keep_alive,
+                            )
                         })
                     }
                 };
@@ -300,9 +313,21 @@ pub(crate) async fn poll_local(
     let cors = &sh.cfg.endpoints[ep].engine.cors;
     let err = |e: EioError| http::error_response(e, cors, origin, keep_alive);
     let Some(sess) = lookup(sid).filter(|s| s.ep == ep) else {
-        let raced = method == Method::Get && sh.tombstones.borrow_mut().remove(&sid).is_some_and(|t| t > Instant::now());
+        let raced = method == Method::Get
+            && sh
+                .tombstones
+                .borrow_mut()
+                .remove(&sid)
+                .is_some_and(|t| t > Instant::now());
         if raced {
-            return http::response(200, "text/plain; charset=UTF-8", b"6", cors, origin, keep_alive);
+            return http::response(
+                200,
+                "text/plain; charset=UTF-8",
+                b"6",
+                cors,
+                origin,
+                keep_alive,
+            );
         }
         return err(EioError::UnknownSid);
     };
@@ -325,7 +350,14 @@ pub(crate) async fn poll_local(
             };
             let mut body = BytesMut::new();
             eio::encode_payload(&packets, &mut body);
-            http::response(200, "text/plain; charset=UTF-8", &body, cors, origin, keep_alive)
+            http::response(
+                200,
+                "text/plain; charset=UTF-8",
+                &body,
+                cors,
+                origin,
+                keep_alive,
+            )
         }
         Method::Post => {
             if sess.st.borrow().post_active {
@@ -354,7 +386,15 @@ pub(crate) async fn poll_local(
 
 /// Runs a forwarded polling request on this (owner) shard.
 pub(crate) async fn serve_forwarded_poll(p: ForwardedPoll) {
-    let resp = poll_local(p.sid, p.ep, p.method, p.body, p.origin.as_deref(), p.keep_alive).await;
+    let resp = poll_local(
+        p.sid,
+        p.ep,
+        p.method,
+        p.body,
+        p.origin.as_deref(),
+        p.keep_alive,
+    )
+    .await;
     let _ = p.reply.send(resp);
 }
 

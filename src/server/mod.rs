@@ -84,8 +84,19 @@ pub(crate) struct EndpointCfg {
     pub max_attachments: usize,
 }
 
+/// Which I/O driver the shards use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// io_uring when the kernel supports it (and `MONOIO_FORCE_LEGACY_DRIVER` is unset), else epoll.
+    #[default]
+    Auto,
+    /// epoll (monoio's legacy driver).
+    Epoll,
+}
+
 /// Shared, read-only configuration.
 pub(crate) struct Config {
+    pub driver: Driver,
     pub endpoints: Vec<EndpointCfg>,
     pub shards: usize,
     pub presence_slots: usize,
@@ -124,6 +135,7 @@ pub struct ServerBuilder {
     shards: usize,
     presence_slots: usize,
     inbox_capacity: usize,
+    driver: Driver,
 }
 
 impl Default for ServerBuilder {
@@ -138,6 +150,7 @@ impl Default for ServerBuilder {
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             presence_slots: 1 << 16,
             inbox_capacity: 4096,
+            driver: Driver::Auto,
         }
     }
 }
@@ -197,6 +210,16 @@ impl ServerBuilder {
     /// Number of shards (threads); default one per core.
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = n.clamp(1, 64);
+        self
+    }
+    /// The I/O driver (default: io_uring with fallback to epoll).
+    pub fn driver(mut self, d: Driver) -> Self {
+        self.driver = d;
+        self
+    }
+    /// Capacity of each shard's inbox (messages from other shards).
+    pub fn inbox_capacity(mut self, n: usize) -> Self {
+        self.inbox_capacity = n.max(1);
         self
     }
     /// Size of the room presence table (tests use tiny tables to force hash collisions).
@@ -267,6 +290,7 @@ impl ServerBuilder {
         endpoints.extend(self.extra);
         Server {
             cfg: Arc::new(Config {
+                driver: self.driver,
                 endpoints,
                 shards: self.shards,
                 presence_slots: self.presence_slots,
@@ -388,9 +412,10 @@ fn run_shard(
     rx: crossbeam_channel::Receiver<ShardMsg>,
     ready: std::sync::mpsc::Sender<()>,
 ) {
+    let use_uring = cfg.driver == Driver::Auto && monoio::utils::detect_uring();
     let main = move || shard_main(id, cfg, peers, listener, rx, ready);
     #[cfg(target_os = "linux")]
-    if monoio::utils::detect_uring() {
+    if use_uring {
         match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
             .with_entries(1024)
             .enable_timer()

@@ -353,7 +353,10 @@ impl Session {
             };
             if let Some(w) = st.poll_waker.take() {
                 w.wake();
-            } else if reason == DisconnectReason::TransportClose && st.transport == Transport::Polling && !st.get_active {
+            } else if reason == DisconnectReason::TransportClose
+                && st.transport == Transport::Polling
+                && !st.get_active
+            {
                 let sh = shard();
                 let mut t = sh.tombstones.borrow_mut();
                 let now = Instant::now();

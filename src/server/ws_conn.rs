@@ -130,6 +130,10 @@ pub(crate) async fn run(
 }
 
 /// The upgrade: answers `2probe`, waits for `5`, then moves the session onto this socket.
+///
+/// Answers are written only when no complete frame is left in the read buffer, so a client
+/// that sends `2probe` and `5` back to back has both handled before anything else (a polling
+/// GET racing the upgrade) can run on this shard.
 async fn probe(
     s: &Rc<Session>,
     r: &mut OwnedReadHalf<TcpStream>,
@@ -138,18 +142,29 @@ async fn probe(
     buf: &mut BytesMut,
     dec: &mut Decoder,
 ) -> Option<()> {
+    let mut pending: Vec<Out> = Vec::new();
     loop {
-        let msg = next_message(r, buf, dec).await.ok()?;
+        let msg = match dec.decode(buf) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                for o in pending.drain(..) {
+                    let frame = match o {
+                        Out::WsPong(p) => ws::server_frame(OpCode::Pong, &p),
+                        _ => ws::server_frame(OpCode::Text, b"3probe"),
+                    };
+                    w.write_all(frame).await.0.ok()?;
+                }
+                next_message(r, buf, dec).await.ok()?
+            }
+            Err(_) => return None,
+        };
         if s.is_closed() {
             return None;
         }
         let text = match msg {
             Message::Text(t) => t,
             Message::Ping(p) => {
-                w.write_all(ws::server_frame(OpCode::Pong, &p))
-                    .await
-                    .0
-                    .ok()?;
+                pending.push(Out::WsPong(p));
                 continue;
             }
             Message::Pong(_) => continue,
@@ -157,10 +172,7 @@ async fn probe(
         };
         match Packet::decode_text(text) {
             Ok(Packet::Ping(d)) if &d[..] == b"probe" => {
-                w.write_all(ws::server_frame(OpCode::Text, b"3probe"))
-                    .await
-                    .0
-                    .ok()?;
+                pending.push(Out::Eio(OutPacket::PONG_PROBE));
                 let mut st = s.st.borrow_mut();
                 st.upgrading = true;
                 if let Some(wk) = st.poll_waker.take() {
@@ -174,11 +186,17 @@ async fn probe(
                     st.upgrading = false;
                     st.ws_writer = Some(w);
                     st.ws_fd = fd;
+                    // answers not yet written go first, then what was queued for polling
+                    for o in pending.into_iter().rev() {
+                        if let Out::Eio(p) = &o {
+                            st.out_bytes += p.len();
+                        }
+                        st.out.push_front(o);
+                    }
                     if let Some(wk) = st.poll_waker.take() {
                         wk.wake();
                     }
                 }
-                // flush what was queued for polling over the new transport
                 s.send_many(std::iter::empty());
                 return Some(());
             }
