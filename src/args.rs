@@ -106,6 +106,15 @@ impl RawArgs {
         let r = self.ranges.get(i)?;
         std::str::from_utf8(&self.data[r.start as usize..r.end as usize]).ok()
     }
+    /// Argument `i` alone (with the packet's attachments, so binary inside it survives).
+    pub fn only(&self, i: usize) -> RawArgs {
+        let ranges = self.ranges.get(i).cloned().into_iter().collect();
+        RawArgs {
+            data: self.data.clone(),
+            ranges,
+            attachments: self.attachments.clone(),
+        }
+    }
     /// Binary attachments, in placeholder order.
     pub fn attachments(&self) -> &[Bytes] {
         &self.attachments

@@ -2,9 +2,8 @@
 //! the official protocol suites need).
 
 use clap::{Parser, Subcommand};
-use ringio::{AckSender, EngineMessage, RawArgs, Server, Socket};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[global_allocator]
@@ -48,113 +47,6 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
-static BCAST_SEQ: AtomicU64 = AtomicU64::new(0);
-
-fn bench_server() -> ringio::ServerBuilder {
-    Server::builder()
-        .ns("/", |ns| {
-            ns.on("echo", |socket: Socket, args: RawArgs, ack: AckSender| {
-                if ack.expected() {
-                    ack.send(args);
-                } else {
-                    socket.emit("echo", args);
-                }
-            });
-            ns.on(
-                "join",
-                |socket: Socket, (room,): (String,), ack: AckSender| {
-                    socket.join(&room);
-                    ack.send((true,));
-                },
-            );
-            ns.on(
-                "leave",
-                |socket: Socket, (room,): (String,), ack: AckSender| {
-                    socket.leave(&room);
-                    ack.send((true,));
-                },
-            );
-            ns.on(
-                "bcast",
-                |socket: Socket, (room,): (Option<String>,), ack: AckSender| {
-                    let n = BCAST_SEQ.fetch_add(1, Ordering::Relaxed) + 1;
-                    let payload = sonic_rs::json!({"seq": n, "t": now_ms()});
-                    match room {
-                        Some(r) => socket.to(&r).emit("b", (payload,)),
-                        None => ringio::Io::of("/").emit("b", (payload,)),
-                    }
-                    ack.send((n,));
-                },
-            );
-            ns.on(
-                "bcast-payload",
-                |socket: Socket, args: RawArgs, ack: AckSender| {
-                    let room: Option<String> = args.get(0).unwrap_or(None);
-                    let payload = args.raw(1).unwrap_or("null").to_string();
-                    let raw = ringio::args::RawJson(payload);
-                    match room {
-                        Some(r) => socket.to(&r).emit("b", raw),
-                        None => ringio::Io::of("/").emit("b", raw),
-                    }
-                    ack.send((true,));
-                },
-            );
-            ns.on("disconnect-me", |socket: Socket, _: (), _ack: AckSender| {
-                socket.disconnect()
-            });
-        })
-        .ns("/chat", |ns| {
-            ns.on(
-                "message",
-                |socket: Socket, (text,): (sonic_rs::Value,), _ack: AckSender| {
-                    let from = socket.id().to_string();
-                    socket
-                        .broadcast()
-                        .emit("message", (sonic_rs::json!({"from": from, "text": text}),));
-                },
-            );
-        })
-        .cors(ringio::Cors::Any)
-}
-
-fn conformance_server() -> ringio::ServerBuilder {
-    fn send_auth(socket: &Socket) {
-        let auth = ringio::args::RawJson(socket.auth_raw().to_string());
-        socket.emit("auth", auth);
-    }
-    Server::builder()
-        .ping_interval(Duration::from_millis(300))
-        .ping_timeout(Duration::from_millis(200))
-        .max_payload(1_000_000)
-        .connect_timeout(Duration::from_millis(1000))
-        .cors(ringio::Cors::Any)
-        .ns("/", |ns| {
-            ns.on_connect(|socket| send_auth(&socket));
-            ns.on(
-                "message",
-                |socket: Socket, args: RawArgs, _ack: AckSender| {
-                    socket.emit("message-back", args);
-                },
-            );
-            ns.on(
-                "message-with-ack",
-                |_socket: Socket, args: RawArgs, ack: AckSender| ack.send(args),
-            );
-        })
-        .ns("/custom", |ns| {
-            ns.on_connect(|socket| send_auth(&socket));
-        })
-        .engine_endpoint("/engine.io/", || {
-            Box::new(|socket: &ringio::EngineSocket, msg: EngineMessage| socket.send(msg))
-        })
-}
-
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -165,8 +57,12 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let (builder, common, what) = match cli.cmd {
-        Cmd::Serve(c) => (bench_server(), c, "serve"),
-        Cmd::Conformance(c) => (conformance_server(), c, "conformance"),
+        Cmd::Serve(c) => (ringio::demo::bench(ringio::Server::builder()), c, "serve"),
+        Cmd::Conformance(c) => (
+            ringio::demo::conformance(ringio::Server::builder()),
+            c,
+            "conformance",
+        ),
     };
     let builder = match common.shards {
         Some(n) => builder.shards(n),

@@ -195,20 +195,28 @@ pub(crate) struct Namespaces {
 
 impl Namespaces {
     pub fn build(statics: &[(String, Setup)], dynamic: &[(Matcher, Setup)]) -> Namespaces {
-        let by_name = statics
-            .iter()
-            .map(|(name, setup)| {
-                let mut ns = Namespace::default();
-                setup(&mut ns);
-                let name: Rc<str> = name.as_str().into();
-                (
-                    name.clone(),
-                    Rc::new(NsRt {
-                        name,
-                        def: Rc::new(ns),
-                        sockets: Default::default(),
-                    }),
-                )
+        // several setups for one name compose, in registration order
+        let mut defs: Vec<(&str, Namespace)> = Vec::new();
+        for (name, setup) in statics {
+            let i = match defs.iter().position(|(n, _)| n == name) {
+                Some(i) => i,
+                None => {
+                    defs.push((name, Namespace::default()));
+                    defs.len() - 1
+                }
+            };
+            setup(&mut defs[i].1);
+        }
+        let by_name = defs
+            .into_iter()
+            .map(|(name, ns)| {
+                let name: Rc<str> = name.into();
+                let rt = NsRt {
+                    name: name.clone(),
+                    def: Rc::new(ns),
+                    sockets: Default::default(),
+                };
+                (name, Rc::new(rt))
             })
             .collect();
         let dynamic = dynamic

@@ -1,0 +1,5 @@
+//! libFuzzer entry point; the checks live in `ringio_fuzz::sio_packet` (src/lib.rs) so the stable
+//! `replay` driver runs exactly the same code.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ringio_fuzz::sio_packet(data));

@@ -1,0 +1,121 @@
+//! Ready-made handler sets: the demo/bench set of `ringio serve` and the set of `ringio
+//! conformance`. They double as examples of the API.
+
+use crate::{AckSender, EngineMessage, RawArgs, ServerBuilder, Socket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// The `bcast` sequence: one counter per server process, so every receiver of one `bcast` sees
+/// the `seq` its ack returned.
+static BCAST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// The demo/bench handler set of `ringio serve` (shared with the load harness and its peers;
+/// see `bench-handlers.md`): `echo`, `join`, `leave`, `bcast`, `bcast-payload`,
+/// `disconnect-me` on `/`, and `message` on `/chat`.
+pub fn bench(builder: ServerBuilder) -> ServerBuilder {
+    builder
+        .ns("/", |ns| {
+            ns.on("echo", |socket: Socket, args: RawArgs, ack: AckSender| {
+                if ack.expected() {
+                    ack.send(args);
+                } else {
+                    socket.emit("echo", args);
+                }
+            });
+            ns.on(
+                "join",
+                |socket: Socket, (room,): (String,), ack: AckSender| {
+                    socket.join(&room);
+                    ack.send((true,));
+                },
+            );
+            ns.on(
+                "leave",
+                |socket: Socket, (room,): (String,), ack: AckSender| {
+                    socket.leave(&room);
+                    ack.send((true,));
+                },
+            );
+            ns.on(
+                "bcast",
+                |socket: Socket, (room,): (Option<String>,), ack: AckSender| {
+                    let n = BCAST_SEQ.fetch_add(1, Ordering::Relaxed) + 1;
+                    let payload = sonic_rs::json!({"seq": n, "t": now_ms()});
+                    match room {
+                        Some(r) => socket.to(&r).emit("b", (payload,)),
+                        None => crate::Io::of("/").emit("b", (payload,)),
+                    }
+                    ack.send((n,));
+                },
+            );
+            ns.on(
+                "bcast-payload",
+                |socket: Socket, args: RawArgs, ack: AckSender| {
+                    let room: Option<String> = args.get(0).unwrap_or(None);
+                    // argument 1 alone, with the attachments: binary inside it survives
+                    let payload = args.only(1);
+                    match room {
+                        Some(r) => socket.to(&r).emit("b", payload),
+                        None => crate::Io::of("/").emit("b", payload),
+                    }
+                    ack.send((true,));
+                },
+            );
+            ns.on("disconnect-me", |socket: Socket, _: (), _ack: AckSender| {
+                socket.disconnect()
+            });
+        })
+        .ns("/chat", |ns| {
+            ns.on(
+                "message",
+                |socket: Socket, (text,): (sonic_rs::Value,), _ack: AckSender| {
+                    let from = socket.id().to_string();
+                    socket
+                        .broadcast()
+                        .emit("message", (sonic_rs::json!({"from": from, "text": text}),));
+                },
+            );
+        })
+        .cors(crate::Cors::Any)
+}
+
+/// The handler set the official protocol suites need: `/engine.io/` raw echo, `/socket.io/`
+/// with `auth`, `message` -> `message-back`, `message-with-ack`, namespace `/custom`,
+/// pingInterval 300 ms, pingTimeout 200 ms, connectTimeout 1000 ms.
+pub fn conformance(builder: ServerBuilder) -> ServerBuilder {
+    fn send_auth(socket: &Socket) {
+        let auth = crate::args::RawJson(socket.auth_raw().to_string());
+        socket.emit("auth", auth);
+    }
+    builder
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(200))
+        .max_payload(1_000_000)
+        .connect_timeout(Duration::from_millis(1000))
+        .cors(crate::Cors::Any)
+        .ns("/", |ns| {
+            ns.on_connect(|socket| send_auth(&socket));
+            ns.on(
+                "message",
+                |socket: Socket, args: RawArgs, _ack: AckSender| {
+                    socket.emit("message-back", args);
+                },
+            );
+            ns.on(
+                "message-with-ack",
+                |_socket: Socket, args: RawArgs, ack: AckSender| ack.send(args),
+            );
+        })
+        .ns("/custom", |ns| {
+            ns.on_connect(|socket| send_auth(&socket));
+        })
+        .engine_endpoint("/engine.io/", || {
+            Box::new(|socket: &crate::EngineSocket, msg: EngineMessage| socket.send(msg))
+        })
+}

@@ -1,0 +1,114 @@
+//! Interop: the official `socket.io-client` (npm, in Node) against ringio.
+//!
+//! The JavaScript suite is `tests/js/interop.test.mjs` (validated against Node's own socket.io
+//! server, `tests/js/reference-server.mjs`). Here ringio runs in-process with the same handler
+//! set, under both drivers and with 1 and 2 shards, and the suite must pass completely.
+
+use ringio::{AckSender, ConnectError, Driver, RawArgs, Server, Socket};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn interop_server(shards: usize, driver: Driver) -> ringio::RunningServer {
+    let builder = ringio::demo::bench(Server::builder())
+        .ns("/", |ns| {
+            ns.on(
+                "drop-transport",
+                |socket: Socket, _: (), _ack: AckSender| socket.close_connection(),
+            );
+            ns.on_async(
+                "ask",
+                |socket: Socket, (x,): (sonic_rs::Value,), ack: AckSender| async move {
+                    let answer = socket
+                        .emit_with_ack("question", (x,), Duration::from_millis(500))
+                        .await;
+                    match answer {
+                        Ok(args) => ack.send(args),
+                        Err(_) => ack.send(("timeout",)),
+                    }
+                },
+            );
+        })
+        .ns("/custom", |ns| {
+            ns.on("echo", |socket: Socket, args: RawArgs, ack: AckSender| {
+                if ack.expected() {
+                    ack.send(args)
+                } else {
+                    socket.emit("echo", args);
+                }
+            });
+        })
+        .ns("/secure", |ns| {
+            ns.use_middleware(|socket| {
+                if socket.auth_field::<String>("token").as_deref() == Some("secret") {
+                    Ok(())
+                } else {
+                    Err(ConnectError::new("not authorized")
+                        .with_data(&sonic_rs::json!({"code": 401})))
+                }
+            });
+            ns.on_connect(|socket| {
+                let auth = ringio::args::RawJson(socket.auth_raw().to_string());
+                socket.emit("welcome", auth);
+            });
+        })
+        .shards(shards)
+        .driver(driver);
+    builder
+        .build()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .expect("listen")
+}
+
+fn ensure_node_modules(js: &Path) {
+    if js.join("node_modules/socket.io-client").exists() {
+        return;
+    }
+    let st = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(js)
+        .status()
+        .expect("npm is required for the interop tests (Node.js 18+)");
+    assert!(st.success(), "npm ci in tests/js failed");
+}
+
+#[test]
+fn official_js_client_against_ringio() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let js = root.join("tests/js");
+    ensure_node_modules(&js);
+    let mut failures = Vec::new();
+    for (driver, shards) in [
+        (Driver::Auto, 1),
+        (Driver::Auto, 2),
+        (Driver::Epoll, 1),
+        (Driver::Epoll, 2),
+    ] {
+        let server = interop_server(shards, driver);
+        let url = format!("http://{}", server.local_addr());
+        let out = Command::new("node")
+            .args(["--test", "--test-reporter=tap", "tests/js/interop.test.mjs"])
+            .env("RINGIO_URL", &url)
+            .current_dir(root)
+            .output()
+            .expect("node is required for the interop tests");
+        server.shutdown();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let summary: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("# tests") || l.starts_with("# pass") || l.starts_with("# fail")
+            })
+            .collect();
+        eprintln!(
+            "driver {driver:?}, {shards} shard(s): {}",
+            summary.join(", ")
+        );
+        if !out.status.success() {
+            eprintln!("{text}");
+            failures.push(format!("{driver:?}/{shards}"));
+        }
+    }
+    assert!(failures.is_empty(), "interop suite failed for {failures:?}");
+}
