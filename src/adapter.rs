@@ -67,20 +67,20 @@ pub(crate) struct BroadcastMsg {
     pub rooms: Vec<Box<str>>,
     pub except: Vec<Box<str>>,
     pub packets: Vec<OutPacket>,
+    pub volatile: bool,
 }
 
 type Members = HashMap<Sid, Socket>;
+type RoomIndex = HashMap<Rc<str>, HashMap<Rc<str>, Members>>;
 
 /// Per-shard rooms and the sender side of cross-shard broadcasts.
 #[derive(Default)]
 pub(crate) struct LocalAdapter {
-    rooms: RefCell<HashMap<Rc<str>, HashMap<Rc<str>, Members>>>,
+    rooms: RefCell<RoomIndex>,
     slot_counts: RefCell<HashMap<usize, u32>>,
     seq: Cell<u64>,
     overflow: RefCell<HashMap<usize, VecDeque<Arc<BroadcastMsg>>>>,
     flushing: Cell<bool>,
-    /// Messages that had to wait in an overflow queue.
-    pub overflowed: Cell<u64>,
 }
 
 impl LocalAdapter {
@@ -210,7 +210,7 @@ impl LocalAdapter {
         } else {
             q.push_back(msg);
         }
-        self.overflowed.set(self.overflowed.get() + 1);
+        sh.metrics().overflowed.fetch_add(1, Ordering::Relaxed);
         if !self.flushing.replace(true) {
             monoio::spawn(flush_overflow(sh.clone()));
         }
@@ -281,7 +281,7 @@ pub(crate) fn deliver_local(sh: &ShardCtx, msg: &BroadcastMsg) {
     for s in targets {
         if let Some(sess) = s.0.sess.upgrade() {
             if s.connected() {
-                sess.send_many(msg.packets.iter().cloned());
+                sess.send_many_with(msg.packets.iter().cloned(), msg.volatile);
             }
         }
     }

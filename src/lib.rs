@@ -69,7 +69,7 @@ pub use args::{Binary, FromArgs, IntoArgs, RawArgs};
 pub use ns::{ConnectError, LocalFuture, Namespace};
 pub use operators::BroadcastOperator;
 pub use proto::http::Cors;
-pub use server::{Driver, EngineConfig, RunningServer, Server, ServerBuilder};
+pub use server::{Driver, EngineConfig, Metrics, RunningServer, Server, ServerBuilder};
 pub use socket::{AckError, AckSender, Socket};
 
 use bytes::Bytes;

@@ -74,6 +74,7 @@ impl BroadcastOperator {
             rooms: self.rooms,
             except: self.except,
             packets,
+            volatile: self.volatile,
         };
         shard().adapter.broadcast(msg, self.local);
     }

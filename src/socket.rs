@@ -20,6 +20,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 type DisconnectFn = Box<dyn FnOnce(Socket, DisconnectReason)>;
+type Handlers = HashMap<String, Rc<dyn ErasedHandler>>;
 type Queued = (Rc<dyn ErasedHandler>, RawArgs, AckSender);
 
 pub(crate) struct SocketInner {
@@ -31,7 +32,7 @@ pub(crate) struct SocketInner {
     acks: RefCell<HashMap<u64, futures_channel::oneshot::Sender<RawArgs>>>,
     next_ack: Cell<u64>,
     data: RefCell<Option<Box<dyn Any>>>,
-    handlers: RefCell<Option<Box<HashMap<String, Rc<dyn ErasedHandler>>>>>,
+    handlers: RefCell<Option<Box<Handlers>>>,
     on_disconnect: RefCell<Vec<DisconnectFn>>,
     queue: RefCell<VecDeque<Queued>>,
     busy: Cell<bool>,
@@ -116,7 +117,7 @@ pub(crate) fn encode_packet(
 impl Socket {
     pub(crate) fn new(ns: Rc<NsRt>, sess: &Rc<Session>, auth: Bytes) -> Socket {
         let id = Sid::new(shard().id);
-        let s = Socket(Rc::new(SocketInner {
+        Socket(Rc::new(SocketInner {
             id,
             ns,
             sess: Rc::downgrade(sess),
@@ -131,8 +132,7 @@ impl Socket {
             busy: Cell::new(false),
             rooms: RefCell::new(SmallVec::new()),
             mark: Cell::new(0),
-        }));
-        s
+        }))
     }
 
     /// The socket id (per namespace; distinct from the Engine.IO session id).

@@ -953,92 +953,103 @@ fn bad_ws_message_over_max_payload() {
     });
 }
 
-/// A JSON argument nested 100000 levels deep must not take the server down. A stack overflow
-/// aborts the whole process, so each configuration runs in a child process (this test binary,
-/// filtered to this test, with `RINGIO_WIRE_CHILD=<config index>`) and the parent checks how
-/// each exited.
+/// A JSON argument nested 100000 levels deep (in an event, and in a CONNECT auth payload) must
+/// not take the server down. A stack overflow aborts the whole process, so each configuration
+/// runs in a child process (this test binary, filtered to this test, with
+/// `RINGIO_WIRE_CHILD=<config index>:<kind>`) and the parent checks how each exited.
+/// `RINGIO_WIRE_DEPTH` overrides the depth (to find the limit by hand).
 #[test]
 fn bad_sio_deeply_nested_json() {
-    if let Some(i) = std::env::var("RINGIO_WIRE_CHILD")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        let (driver, shards) = CONFIGS[i];
-        if let Err(m) = with_config(driver, shards, deeply_nested_json_body) {
+    if let Ok(v) = std::env::var("RINGIO_WIRE_CHILD") {
+        let (i, kind) = v.split_once(':').expect("RINGIO_WIRE_CHILD=<index>:<kind>");
+        let (driver, shards) = CONFIGS[i.parse::<usize>().unwrap()];
+        if let Err(m) = with_config(driver, shards, |c| deeply_nested_json_body(c, kind)) {
             panic!("{m}");
         }
         return;
     }
     let mut failed = Vec::new();
-    for (i, (driver, shards)) in CONFIGS.iter().enumerate() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "bad_sio_deeply_nested_json",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("RINGIO_WIRE_CHILD", i.to_string())
-            .env("RUST_BACKTRACE", "0")
-            .output()
-            .expect("spawn the test binary");
-        if !out.status.success() {
-            let stderr = s(&out.stderr);
-            let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-            failed.push(format!(
-                "[driver {driver:?}, {shards} shard(s)] child {}: {}",
-                out.status,
-                tail[tail.len().saturating_sub(4)..].join(" | ")
-            ));
+    for kind in ["event", "connect"] {
+        for (i, (driver, shards)) in CONFIGS.iter().enumerate() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "bad_sio_deeply_nested_json",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("RINGIO_WIRE_CHILD", format!("{i}:{kind}"))
+                .env("RUST_BACKTRACE", "0")
+                .output()
+                .expect("spawn the test binary");
+            if !out.status.success() {
+                let stderr = s(&out.stderr);
+                let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+                failed.push(format!(
+                    "[{kind}, driver {driver:?}, {shards} shard(s)] child {}: {}",
+                    out.status,
+                    tail[tail.len().saturating_sub(4)..].join(" | ")
+                ));
+            }
         }
     }
     assert!(
         failed.is_empty(),
-        "{} of {} configurations failed:\n{}",
+        "{} of {} runs failed:\n{}",
         failed.len(),
-        CONFIGS.len(),
+        2 * CONFIGS.len(),
         failed.join("\n")
     );
 }
 
-fn deeply_nested_json_body(c: &Ctx) {
+fn deeply_nested_json_body(c: &Ctx, kind: &str) {
     let depth: usize = std::env::var("RINGIO_WIRE_DEPTH")
         .ok()
         .and_then(|d| d.parse().ok())
         .unwrap_or(100_000);
-    {
-        let w = Witnesses::open(c);
-        let mut msg = String::with_capacity(2 * depth + 20);
-        msg.push_str(r#"42["message","#);
-        msg.push_str(&"[".repeat(depth));
-        msg.push_str(&"]".repeat(depth));
-        msg.push(']');
-        on_sio_sessions_every_shard(c, 2, |ws, _sid| {
-            ws.send_text(&msg);
-            // either answered or closed; both are fine, as long as the server lives
-            let t0 = Instant::now();
-            loop {
-                match ws.recv_event(Duration::from_secs(2)) {
-                    WsEvent::Msg(Message::Text(t)) if &t[..] == b"2" => ws.send_text("3"),
-                    WsEvent::Msg(Message::Text(t)) => {
-                        assert!(
-                            t.starts_with(br#"42["message-back",[[["#),
-                            "{:?}",
-                            s(&t[..40.min(t.len())])
-                        );
-                        break;
-                    }
-                    WsEvent::Msg(Message::Close(_)) | WsEvent::Eof => break,
-                    other => panic!("after a deeply nested argument: {other:?}"),
+    let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let (msg, answer_prefix) = match kind {
+        "event" => (format!(r#"42["message",{deep}]"#), r#"42["message-back",[[["#),
+        _ => (format!(r#"40{{"a":{deep}}}"#), r#"40{"sid":""#),
+    };
+    let w = Witnesses::open(c);
+    let mut seen = vec![false; c.shards];
+    let mut n = 0;
+    while n < 2 || !seen.iter().all(|&x| x) {
+        assert!(n < 64, "no session landed on every shard: {seen:?}");
+        n += 1;
+        let (mut ws, sid) = ws_session(c.addr, SIO);
+        seen[sid_shard(&sid)] = true;
+        if kind == "event" {
+            ws.send_text("40");
+            check_connect_ok(&ws.recv_text(), "");
+            assert_eq!(ws.recv_text(), r#"42["auth",{}]"#);
+        }
+        ws.send_text(&msg);
+        // either answered or closed; both are fine, as long as the server lives
+        let t0 = Instant::now();
+        loop {
+            match ws.recv_event(Duration::from_secs(2)) {
+                WsEvent::Msg(Message::Text(t)) if &t[..] == b"2" => ws.send_text("3"),
+                WsEvent::Msg(Message::Text(t)) => {
+                    assert!(
+                        t.starts_with(answer_prefix.as_bytes()),
+                        "{:?}",
+                        s(&t[..40.min(t.len())])
+                    );
+                    break;
                 }
-                assert!(t0.elapsed() < Duration::from_secs(3));
+                WsEvent::Msg(Message::Close(_)) | WsEvent::Eof => break,
+                other => panic!("after a deeply nested {kind} payload on {sid}: {other:?}"),
             }
-        });
-        w.check("deeply nested JSON");
+            assert!(t0.elapsed() < Duration::from_secs(3));
+        }
     }
+    w.check(&format!("a deeply nested {kind} payload"));
 }
 
-/// A `2` ping from the client, or an open packet, is a protocol error for Engine.IO.
+/// A ping (`2`) from the client, an unknown packet type and an empty message are protocol
+/// errors for Engine.IO: the connection is closed.
 #[test]
 fn bad_eio_client_packets_close() {
     each_config_ctx(|c| {

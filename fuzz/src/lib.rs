@@ -7,6 +7,7 @@
 //! plain protocol bytes), and short inputs are additionally fed one byte at a time.
 
 use bytes::{Bytes, BytesMut};
+use sonic_rs::JsonContainerTrait as _;
 use ringio::proto::{eio, http, sio, ws};
 
 /// Every target: name (= `fuzz/seeds/<name>/`, `fuzz/corpus/<name>/`) and check function.
@@ -412,7 +413,7 @@ fn check_split_array(d: &[u8]) {
         check_ranges(d, &ranges);
         let whole: sonic_rs::Value =
             sonic_rs::from_slice(d).expect("split_array accepted invalid JSON");
-        let arr = sonic_rs::JsonValueTrait::as_array(&whole).expect("split_array on non-array");
+        let arr = whole.as_array().expect("split_array on non-array");
         assert_eq!(arr.len(), ranges.len(), "element count differs from a full parse");
     }
 }

@@ -36,7 +36,7 @@ pub(crate) struct ForwardedPoll {
 /// A WebSocket connection moved to its session's owner.
 pub(crate) struct MovedWs {
     pub fd: RawFd,
-    pub head: Head,
+    pub head: Box<Head>,
     pub ep: usize,
     pub sid: Sid,
     pub leftover: Bytes,
@@ -203,7 +203,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                         let fd = stream.into_raw_fd();
                         let msg = MovedWs {
                             fd,
-                            head,
+                            head: Box::new(head),
                             ep,
                             sid,
                             leftover,
@@ -411,5 +411,5 @@ pub(crate) async fn adopt_ws(m: MovedWs) {
     };
     let mut buf = BytesMut::with_capacity(m.leftover.len());
     buf.extend_from_slice(&m.leftover);
-    ws_conn::run(stream, m.head, m.ep, Some(m.sid), buf, peer).await;
+    ws_conn::run(stream, *m.head, m.ep, Some(m.sid), buf, peer).await;
 }

@@ -21,8 +21,12 @@ use crate::proto::http::{Cors, Head};
 use shard::{Inbox, Peers, ShardCtx, ShardMsg, Timers};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The `allowRequest` hook.
+pub type AllowRequest = Arc<dyn Fn(&Head) -> bool + Send + Sync>;
 
 /// Engine.IO options of one endpoint (Node's names and defaults).
 #[derive(Clone)]
@@ -44,7 +48,7 @@ pub struct EngineConfig {
     /// CORS policy.
     pub cors: Cors,
     /// `allowRequest`: refuse a handshake with 403 (code 4).
-    pub allow_request: Option<Arc<dyn Fn(&Head) -> bool + Send + Sync>>,
+    pub allow_request: Option<AllowRequest>,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +101,8 @@ pub enum Driver {
 /// Shared, read-only configuration.
 pub(crate) struct Config {
     pub driver: Driver,
+    pub max_queue_frames: usize,
+    pub max_queue_bytes: usize,
     pub endpoints: Vec<EndpointCfg>,
     pub shards: usize,
     pub presence_slots: usize,
@@ -112,10 +118,12 @@ impl Config {
     }
 }
 
+type EngineHandler = Box<dyn Fn(&Rc<Session>, Packet)>;
+
 /// An endpoint's per-shard runtime.
 pub(crate) enum EndpointRt {
     SocketIo(Namespaces),
-    Engine(Box<dyn Fn(&Rc<Session>, Packet)>),
+    Engine(EngineHandler),
 }
 
 impl EndpointRt {
@@ -136,6 +144,8 @@ pub struct ServerBuilder {
     presence_slots: usize,
     inbox_capacity: usize,
     driver: Driver,
+    max_queue_frames: usize,
+    max_queue_bytes: usize,
 }
 
 impl Default for ServerBuilder {
@@ -151,6 +161,8 @@ impl Default for ServerBuilder {
             presence_slots: 1 << 16,
             inbox_capacity: 4096,
             driver: Driver::Auto,
+            max_queue_frames: 16_384,
+            max_queue_bytes: 8 << 20,
         }
     }
 }
@@ -215,6 +227,14 @@ impl ServerBuilder {
     /// The I/O driver (default: io_uring with fallback to epoll).
     pub fn driver(mut self, d: Driver) -> Self {
         self.driver = d;
+        self
+    }
+    /// Per-connection output queue caps (frames, bytes). A connection whose queue would pass
+    /// either is closed with reason "slow consumer"; volatile packets are dropped before that,
+    /// whenever the transport is not ready. Defaults: 16 384 frames, 8 MiB.
+    pub fn max_queue(mut self, frames: usize, bytes: usize) -> Self {
+        self.max_queue_frames = frames.max(1);
+        self.max_queue_bytes = bytes.max(1);
         self
     }
     /// Capacity of each shard's inbox (messages from other shards).
@@ -291,6 +311,8 @@ impl ServerBuilder {
         Server {
             cfg: Arc::new(Config {
                 driver: self.driver,
+                max_queue_frames: self.max_queue_frames,
+                max_queue_bytes: self.max_queue_bytes,
                 endpoints,
                 shards: self.shards,
                 presence_slots: self.presence_slots,
@@ -337,6 +359,7 @@ impl Server {
         let peers = Arc::new(Peers {
             inboxes,
             presence: crate::adapter::Presence::new(self.cfg.presence_slots),
+            metrics: (0..n).map(|_| Default::default()).collect(),
         });
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -364,7 +387,32 @@ impl Server {
     }
 }
 
+/// Server-wide counters (sums over shards).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Volatile packets dropped because the transport was not ready.
+    pub volatile_dropped: u64,
+    /// Connections closed because their output queue passed its cap ("slow consumer").
+    pub slow_consumers: u64,
+    /// Cross-shard messages refused by a full inbox (then retried from the sender's overflow
+    /// queue, in order; never dropped).
+    pub inbox_full: u64,
+    /// Broadcasts that waited in an overflow queue.
+    pub overflowed: u64,
+}
+
 impl RunningServer {
+    /// Current counters.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = Metrics::default();
+        for (i, s) in self.peers.metrics.iter().enumerate() {
+            m.volatile_dropped += s.volatile_dropped.load(Relaxed);
+            m.slow_consumers += s.slow_consumers.load(Relaxed);
+            m.overflowed += s.overflowed.load(Relaxed);
+            m.inbox_full += self.peers.inboxes[i].full.load(Relaxed);
+        }
+        m
+    }
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::task::Waker;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 /// A session id: 22 base64url characters of CSPRNG output (128 bits) + 2 for the owner shard.
@@ -99,6 +100,17 @@ pub enum PollOutcome {
     Packets(Vec<OutPacket>),
     /// The session closed while waiting: answer with this packet.
     Closed(OutPacket),
+}
+
+impl State {
+    /// Nothing queued and the transport can take a frame now.
+    fn ready(&self) -> bool {
+        self.out.is_empty()
+            && match self.transport {
+                Transport::Polling => self.poll_waker.is_some() && !self.upgrading,
+                Transport::WebSocket => self.ws_writer.is_some() && !self.writing,
+            }
+    }
 }
 
 pub(crate) struct State {
@@ -190,16 +202,35 @@ impl Session {
     }
 
     /// Queues several packets (e.g. a binary event and its attachments) at once.
-    pub(crate) fn send_many(self: &Rc<Self>, ps: impl IntoIterator<Item = OutPacket>) {
+    pub(crate) fn send_many(self: &Rc<Self>, ps: impl IntoIterator<Item = OutPacket>) -> bool {
+        self.send_many_with(ps, false)
+    }
+
+    /// Queues packets. Policy of the bounded queue: a volatile send is dropped (and counted)
+    /// unless the transport is idle and ready; a send that takes the queue past its frame or
+    /// byte cap closes the session with [`DisconnectReason::SlowConsumer`] (counted).
+    pub(crate) fn send_many_with(self: &Rc<Self>, ps: impl IntoIterator<Item = OutPacket>, volatile: bool) -> bool {
+        let sh = shard();
         let mut st = self.st.borrow_mut();
         if st.closed {
-            return;
+            return false;
+        }
+        if volatile && !st.ready() {
+            sh.metrics().volatile_dropped.fetch_add(1, Relaxed);
+            return false;
         }
         for p in ps {
             st.out_bytes += p.len();
             st.out.push_back(Out::Eio(p));
         }
+        if st.out.len() > sh.cfg.max_queue_frames || st.out_bytes > sh.cfg.max_queue_bytes {
+            drop(st);
+            sh.metrics().slow_consumers.fetch_add(1, Relaxed);
+            self.close(DisconnectReason::SlowConsumer);
+            return false;
+        }
         self.wake(&mut st);
+        true
     }
 
     pub(crate) fn send_ws(self: &Rc<Self>, o: Out) {

@@ -42,11 +42,24 @@ pub(crate) struct Inbox {
     pub full: AtomicU64,
 }
 
+/// Counters of one shard (written only by that shard; read by anyone).
+#[derive(Default)]
+pub(crate) struct ShardMetrics {
+    /// Volatile packets dropped because the transport was not ready.
+    pub volatile_dropped: AtomicU64,
+    /// Connections closed because their output queue passed its cap.
+    pub slow_consumers: AtomicU64,
+    /// Broadcasts that waited in an overflow queue because a destination inbox was full.
+    pub overflowed: AtomicU64,
+}
+
 /// Senders to every shard, indexed by shard id.
 pub(crate) struct Peers {
     pub inboxes: Vec<Inbox>,
     /// The room presence table.
     pub presence: crate::adapter::Presence,
+    /// Per-shard counters.
+    pub metrics: Vec<ShardMetrics>,
 }
 
 impl Peers {
@@ -187,6 +200,12 @@ pub(crate) struct ShardCtx {
     pub peers: Arc<Peers>,
     pub adapter: crate::adapter::LocalAdapter,
     pub shutting_down: Cell<bool>,
+}
+
+impl ShardCtx {
+    pub fn metrics(&self) -> &ShardMetrics {
+        &self.peers.metrics[self.id]
+    }
 }
 
 thread_local! {

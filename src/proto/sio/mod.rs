@@ -205,6 +205,9 @@ fn check_json(d: &[u8]) -> Result<(), ParseError> {
         .map_err(|_| ParseError::InvalidJson)
 }
 
+/// Byte ranges of the elements of a JSON array.
+pub type ArgRanges = SmallVec<[Range<u32>; 4]>;
+
 /// Splits a JSON array into raw element ranges, validating the whole array (no trailing bytes).
 pub fn split_array(d: &[u8]) -> Result<SmallVec<[Range<u32>; 4]>, ParseError> {
     match first_non_ws(d) {
@@ -237,7 +240,7 @@ pub fn split_array(d: &[u8]) -> Result<SmallVec<[Range<u32>; 4]>, ParseError> {
 }
 
 /// Splits an event payload into the raw event name (a JSON string) and argument ranges.
-pub fn event_name(d: &[u8]) -> Result<(Range<u32>, SmallVec<[Range<u32>; 4]>), ParseError> {
+pub fn event_name(d: &[u8]) -> Result<(Range<u32>, ArgRanges), ParseError> {
     let mut items = split_array(d)?;
     if items.is_empty() {
         return Err(ParseError::InvalidPayload);

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; .ci/run calls it).
+#
+#   1. installs what the tests need: the npm packages of tests/js (official socket.io-client 4.8
+#      and, for reference runs, socket.io 4.8), pinned by tests/js/package-lock.json;
+#   2. checks formatting and clippy (-D warnings);
+#   3. runs every Rust test of the workspace: unit tests, wire-level integration tests and the
+#      interop suite (official JS client against ringio under io_uring and epoll, 1 and 2 shards);
+#   4. runs the official Engine.IO / Socket.IO protocol suites against `ringio conformance` with
+#      1 and 2 shards, when local mirrors of socketio/engine.io-protocol and
+#      socketio/socket.io-protocol exist (MIRROR_ROOT; they cannot be downloaded from the package
+#      registries, so a machine without them says so and skips this step).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "test.sh: '$1' is required ($2)" >&2; exit 2; }; }
+need cargo "Rust toolchain"
+need node "Node.js 18+ for the interop tests"
+need npm "npm for the interop tests"
+
+echo "== npm ci (tests/js)"
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace
+
+if [ "${SKIP_OFFICIAL_SUITES:-0}" != 1 ]; then
+  SUITES_SCRIPT=""
+  for c in "$ROOT/../shared/conformance/run-official-suites.sh" "$ROOT/shared/conformance/run-official-suites.sh"; do
+    [ -x "$c" ] && { SUITES_SCRIPT="$c"; break; }
+  done
+  MIRROR=""
+  for m in "${MIRROR_ROOT:-}" "$ROOT/../.mirror" /work/.mirror; do
+    [ -n "$m" ] && [ -d "$m/socketio+engine.io-protocol" ] && [ -d "$m/socketio+socket.io-protocol" ] && { MIRROR="$m"; break; }
+  done
+  if [ -z "$SUITES_SCRIPT" ] || [ -z "$MIRROR" ]; then
+    echo "== official protocol suites: not run (no run-official-suites.sh or no protocol mirrors on this machine)"
+  else
+    cargo build --release --bin ringio
+    PORT="${CONFORMANCE_PORT:-3000}"
+    for shards in 1 2; do
+      echo "== official protocol suites, $shards shard(s)"
+      MIRROR_ROOT="$MIRROR" \
+      ENGINEIO_URL="http://localhost:$PORT" SOCKETIO_URL="http://localhost:$PORT" \
+      ENGINEIO_SERVER_CMD="$ROOT/target/release/ringio conformance --port $PORT --shards $shards" \
+      SOCKETIO_SERVER_CMD="$ROOT/target/release/ringio conformance --port $PORT --shards $shards" \
+        "$SUITES_SCRIPT" | tail -n 3
+    done
+  fi
+fi
+echo "== all tests passed"
