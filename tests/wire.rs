@@ -1009,7 +1009,10 @@ fn deeply_nested_json_body(c: &Ctx, kind: &str) {
         .unwrap_or(100_000);
     let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     let (msg, answer_prefix) = match kind {
-        "event" => (format!(r#"42["message",{deep}]"#), r#"42["message-back",[[["#),
+        "event" => (
+            format!(r#"42["message",{deep}]"#),
+            r#"42["message-back",[[["#,
+        ),
         _ => (format!(r#"40{{"a":{deep}}}"#), r#"40{"sid":""#),
     };
     let w = Witnesses::open(c);

@@ -370,6 +370,7 @@ impl Server {
             let ready = ready_tx.clone();
             let t = std::thread::Builder::new()
                 .name(format!("ringio-shard-{id}"))
+                .stack_size(16 << 20)
                 .spawn(move || {
                     let _ = monoio::utils::bind_to_cpu_set([id % ncpu]);
                     run_shard(id, cfg, peers, listener, rx, ready);

@@ -17,8 +17,8 @@ use monoio::net::TcpStream;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::task::Waker;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::Waker;
 use std::time::Instant;
 
 /// A session id: 22 base64url characters of CSPRNG output (128 bits) + 2 for the owner shard.
@@ -209,7 +209,11 @@ impl Session {
     /// Queues packets. Policy of the bounded queue: a volatile send is dropped (and counted)
     /// unless the transport is idle and ready; a send that takes the queue past its frame or
     /// byte cap closes the session with [`DisconnectReason::SlowConsumer`] (counted).
-    pub(crate) fn send_many_with(self: &Rc<Self>, ps: impl IntoIterator<Item = OutPacket>, volatile: bool) -> bool {
+    pub(crate) fn send_many_with(
+        self: &Rc<Self>,
+        ps: impl IntoIterator<Item = OutPacket>,
+        volatile: bool,
+    ) -> bool {
         let sh = shard();
         let mut st = self.st.borrow_mut();
         if st.closed {

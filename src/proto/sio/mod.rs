@@ -75,6 +75,46 @@ pub enum ParseError {
     InvalidPayload,
     /// A binary attachment arrived when none was expected.
     UnexpectedAttachment,
+    /// JSON nested deeper than [`MAX_DEPTH`] (refused before any recursive parsing).
+    TooDeep,
+}
+
+/// Deepest JSON nesting accepted in a packet. Node crashes on 100k levels; sonic-rs validates
+/// nested containers recursively (about 54 KB of stack per level in debug builds, far less in
+/// release), so the limit is checked first, iteratively. Shard threads get 16 MiB stacks.
+pub const MAX_DEPTH: usize = 64;
+
+/// Iterative nesting check (strings and escapes skipped). Payloads shorter than the limit
+/// cannot exceed it and are not scanned.
+fn check_depth(d: &[u8]) -> Result<(), ParseError> {
+    if d.len() <= MAX_DEPTH {
+        return Ok(());
+    }
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &c in d {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ParseError::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A decoded packet; every field borrows the received `Bytes`.
@@ -174,6 +214,7 @@ fn first_non_ws(d: &[u8]) -> Option<u8> {
 
 fn validate(p: &Packet) -> Result<(), ParseError> {
     let d = &p.data[..];
+    check_depth(d)?;
     match p.kind {
         Kind::Connect => match first_non_ws(d) {
             None => Ok(()),
@@ -423,9 +464,21 @@ mod tests {
     fn survives_deep_nesting() {
         let depth = 100_000;
         let s = format!("2[\"a\",{}{}]", "[".repeat(depth), "]".repeat(depth));
-        assert!(d(&s).is_ok());
+        assert_eq!(d(&s).unwrap_err(), ParseError::TooDeep);
         let s = format!("2[\"a\",{}]", "[".repeat(depth));
-        assert!(d(&s).is_err());
+        assert_eq!(d(&s).unwrap_err(), ParseError::TooDeep);
+        // at the limit: parsed (on a stack like a shard's)
+        let ok = format!(
+            "2[\"a\",{}{}]",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        let t = std::thread::Builder::new()
+            .stack_size(16 << 20)
+            .spawn(move || d(&ok).is_ok());
+        assert!(t.unwrap().join().unwrap());
+        let strings = format!("2[\"a\",\"{}\"]", "[".repeat(1000));
+        assert!(d(&strings).is_ok());
     }
 
     #[test]
