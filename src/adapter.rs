@@ -10,10 +10,15 @@
 //!   bounded inbox (`try_send`; on Full the message waits in a per-destination overflow queue,
 //!   keeping per-origin FIFO order). Each shard de-duplicates locally with a per-socket mark.
 
+use crate::args::RawArgs;
 use crate::proto::eio::OutPacket;
+use crate::proto::sio::{self, Kind};
 use crate::server::shard::{ShardCtx, ShardMsg};
 use crate::server::{shard, EndpointRt, Sid};
+use crate::socket::RemoteSocket;
 use crate::socket::Socket;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_channel::mpsc::UnboundedSender;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -60,14 +65,44 @@ impl Presence {
     }
 }
 
-/// A broadcast as it travels between shards.
+/// A broadcast (or a server-wide operation) as it travels between shards.
 pub(crate) struct BroadcastMsg {
     pub ep: usize,
     pub ns: Box<str>,
     pub rooms: Vec<Box<str>>,
     pub except: Vec<Box<str>>,
-    pub packets: Vec<OutPacket>,
-    pub volatile: bool,
+    pub op: Op,
+}
+
+/// What to do with the selected sockets.
+pub(crate) enum Op {
+    /// Queue these packets (encoded once) on every selected socket.
+    Emit {
+        packets: Vec<OutPacket>,
+        volatile: bool,
+    },
+    /// Emit with a per-socket ack id; each shard reports its count, then each ack.
+    EmitWithAck {
+        event_json: Bytes,
+        attachments: Vec<Bytes>,
+        replies: UnboundedSender<AckReply>,
+    },
+    /// `socketsJoin`.
+    Join(Vec<Box<str>>),
+    /// `socketsLeave`.
+    Leave(Vec<Box<str>>),
+    /// `disconnectSockets(close)`.
+    Disconnect { close: bool },
+    /// `fetchSockets`: each shard answers once.
+    Fetch(UnboundedSender<Vec<RemoteSocket>>),
+}
+
+/// Replies of a broadcast with acks.
+pub(crate) enum AckReply {
+    /// How many sockets this shard targeted.
+    Count(usize),
+    /// One client's ack.
+    Ack(RawArgs),
 }
 
 type Members = HashMap<Sid, Socket>;
@@ -111,6 +146,10 @@ impl LocalAdapter {
             }
         }
         socket.0.rooms.borrow_mut().push(key);
+        if created {
+            room_event(socket, crate::ns::RoomEvent::CreateRoom, room);
+        }
+        room_event(socket, crate::ns::RoomEvent::JoinRoom, room);
     }
 
     pub fn leave(&self, socket: &Socket, room: &str) {
@@ -144,7 +183,9 @@ impl LocalAdapter {
             }
             empty
         };
+        room_event(socket, crate::ns::RoomEvent::LeaveRoom, room);
         if emptied {
+            room_event(socket, crate::ns::RoomEvent::DeleteRoom, room);
             let sh = shard();
             let slot = sh.peers.presence.slot(ns, room);
             let mut counts = self.slot_counts.borrow_mut();
@@ -169,7 +210,8 @@ impl LocalAdapter {
     }
 
     /// Sends a broadcast to every shard that may have recipients.
-    pub fn broadcast(&self, msg: BroadcastMsg, local_only: bool) {
+    /// Returns the number of shards the message went to.
+    pub fn broadcast(&self, msg: BroadcastMsg, local_only: bool) -> usize {
         let sh = shard();
         let n = sh.peers.inboxes.len();
         let mask: u64 = if local_only {
@@ -186,16 +228,19 @@ impl LocalAdapter {
             })
         };
         let msg = Arc::new(msg);
+        let mut sent = 0;
         for dest in 0..n {
             if mask & (1 << dest) == 0 {
                 continue;
             }
+            sent += 1;
             if dest == sh.id {
                 deliver_local(&sh, &msg);
             } else {
                 self.post(&sh, dest, msg.clone());
             }
         }
+        sent
     }
 
     fn post(&self, sh: &Rc<ShardCtx>, dest: usize, msg: Arc<BroadcastMsg>) {
@@ -214,6 +259,12 @@ impl LocalAdapter {
         if !self.flushing.replace(true) {
             monoio::spawn(flush_overflow(sh.clone()));
         }
+    }
+}
+
+fn room_event(socket: &Socket, ev: crate::ns::RoomEvent, room: &str) {
+    for f in &socket.0.ns.def.room_events {
+        f(ev, room, socket.id());
     }
 }
 
@@ -278,11 +329,60 @@ pub(crate) fn deliver_local(sh: &ShardCtx, msg: &BroadcastMsg) {
         }
     }
     drop(rooms);
-    for s in targets {
-        if let Some(sess) = s.0.sess.upgrade() {
-            if s.connected() {
-                sess.send_many_with(msg.packets.iter().cloned(), msg.volatile);
+    apply(sh, &msg.op, targets);
+}
+
+fn apply(sh: &ShardCtx, op: &Op, targets: Vec<Socket>) {
+    let live = |s: &Socket| s.connected().then(|| s.0.sess.upgrade()).flatten();
+    match op {
+        Op::Emit { packets, volatile } => {
+            for s in &targets {
+                if let Some(sess) = live(s) {
+                    sess.send_many_with(packets.iter().cloned(), *volatile);
+                }
             }
+        }
+        Op::EmitWithAck {
+            event_json,
+            attachments,
+            replies,
+        } => {
+            let targets: Vec<_> = targets.into_iter().filter(|s| s.connected()).collect();
+            let _ = replies.unbounded_send(AckReply::Count(targets.len()));
+            let kind = if attachments.is_empty() {
+                Kind::Event
+            } else {
+                Kind::BinaryEvent
+            };
+            for s in &targets {
+                let id = s.register_remote_ack(replies.clone());
+                let mut out = BytesMut::with_capacity(16 + event_json.len());
+                sio::write_header(&mut out, kind, s.ns(), Some(id), attachments.len());
+                out.put_slice(event_json);
+                s.send_packets(out.freeze(), attachments.clone());
+            }
+        }
+        Op::Join(rooms) => {
+            for s in &targets {
+                rooms.iter().for_each(|r| sh.adapter.join(s, r));
+            }
+        }
+        Op::Leave(rooms) => {
+            for s in &targets {
+                rooms.iter().for_each(|r| sh.adapter.leave(s, r));
+            }
+        }
+        Op::Disconnect { close } => {
+            for s in &targets {
+                if *close {
+                    s.close_connection();
+                } else {
+                    s.disconnect();
+                }
+            }
+        }
+        Op::Fetch(reply) => {
+            let _ = reply.unbounded_send(targets.iter().map(RemoteSocket::of).collect());
         }
     }
 }

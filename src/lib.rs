@@ -66,11 +66,11 @@ mod sio_conn;
 mod socket;
 
 pub use args::{Binary, FromArgs, IntoArgs, RawArgs};
-pub use ns::{ConnectError, LocalFuture, Namespace};
-pub use operators::BroadcastOperator;
+pub use ns::{ConnectError, LocalFuture, Namespace, RoomEvent};
+pub use operators::{BroadcastAckError, BroadcastOperator};
 pub use proto::http::Cors;
 pub use server::{Driver, EngineConfig, Metrics, RunningServer, Server, ServerBuilder};
-pub use socket::{AckError, AckSender, Socket};
+pub use socket::{AckError, AckSender, RemoteSocket, Socket};
 
 use bytes::Bytes;
 use std::net::SocketAddr;

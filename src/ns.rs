@@ -94,6 +94,33 @@ impl ConnectError {
     }
 }
 
+/// Room lifecycle events of a namespace (Node's adapter events), fired on the shard where
+/// the change happened: a room is created or deleted per shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// `create-room`: the first member joined (on this shard).
+    CreateRoom,
+    /// `delete-room`: the last member left (on this shard).
+    DeleteRoom,
+    /// `join-room`: a socket joined.
+    JoinRoom,
+    /// `leave-room`: a socket left.
+    LeaveRoom,
+}
+
+impl RoomEvent {
+    /// Node's event name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomEvent::CreateRoom => "create-room",
+            RoomEvent::DeleteRoom => "delete-room",
+            RoomEvent::JoinRoom => "join-room",
+            RoomEvent::LeaveRoom => "leave-room",
+        }
+    }
+}
+
+type RoomListener = Rc<dyn Fn(RoomEvent, &str, &str)>;
 type Middleware = Rc<dyn Fn(&Socket) -> Result<(), ConnectError>>;
 type ConnectFn = Rc<dyn Fn(Socket)>;
 
@@ -118,6 +145,7 @@ pub struct Namespace {
     pub(crate) handlers: HashMap<String, Rc<dyn ErasedHandler>>,
     pub(crate) on_connect: Vec<ConnectFn>,
     pub(crate) middlewares: Vec<Middleware>,
+    pub(crate) room_events: Vec<RoomListener>,
 }
 
 impl Namespace {
@@ -148,6 +176,12 @@ impl Namespace {
         Fut: Future<Output = ()> + 'static,
     {
         self.handlers.insert(event.to_string(), async_handler(f));
+        self
+    }
+    /// Listens to room events: `f(event, room, socket_id)` (for create/delete-room the socket
+    /// is the one whose join or leave caused it).
+    pub fn on_room_event(&mut self, f: impl Fn(RoomEvent, &str, &str) + 'static) -> &mut Self {
+        self.room_events.push(Rc::new(f));
         self
     }
     /// A connect middleware; an `Err` refuses the connection with CONNECT_ERROR.

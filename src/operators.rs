@@ -1,12 +1,17 @@
 //! Broadcast operators: `to` / `in` (several rooms = union), `except`, `local`, `volatile`,
 //! `compress`, then `emit`. The packet is encoded once and shared by every recipient.
 
-use crate::adapter::BroadcastMsg;
-use crate::args::{to_writer, IntoArgs};
+use crate::adapter::{AckReply, BroadcastMsg, Op};
+use crate::args::{to_writer, IntoArgs, RawArgs};
 use crate::proto::eio::OutPacket;
 use crate::server::shard;
 use crate::socket::encode_packet;
+use crate::socket::RemoteSocket;
+use bytes::{BufMut, BytesMut};
+use futures_core::Stream;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// A broadcast being built. Obtain one from [`crate::Socket::to`], [`crate::Socket::broadcast`]
 /// or [`crate::Io::of`].
@@ -18,7 +23,29 @@ pub struct BroadcastOperator {
     except: Vec<Box<str>>,
     local: bool,
     volatile: bool,
+    timeout: Option<Duration>,
 }
+
+/// A broadcast with acks that did not collect every ack in time.
+#[derive(Debug)]
+pub struct BroadcastAckError {
+    /// The acks that did arrive.
+    pub responses: Vec<RawArgs>,
+    /// How many sockets were targeted.
+    pub expected: usize,
+}
+
+impl std::fmt::Display for BroadcastAckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "operation has timed out ({} of {} acks)",
+            self.responses.len(),
+            self.expected
+        )
+    }
+}
+impl std::error::Error for BroadcastAckError {}
 
 impl BroadcastOperator {
     pub(crate) fn new(ep: usize, ns: Rc<str>) -> Self {
@@ -29,6 +56,7 @@ impl BroadcastOperator {
             except: Vec::new(),
             local: false,
             volatile: false,
+            timeout: None,
         }
     }
     /// Adds a target room (union with the rooms already named).
@@ -68,14 +96,107 @@ impl BroadcastOperator {
         let mut packets = Vec::with_capacity(1 + att.len());
         packets.push(OutPacket::Text(text));
         packets.extend(att.into_iter().map(OutPacket::Binary));
+        let volatile = self.volatile;
+        self.send(Op::Emit { packets, volatile });
+    }
+
+    fn send(&self, op: Op) -> usize {
         let msg = BroadcastMsg {
             ep: self.ep,
             ns: (*self.ns).into(),
-            rooms: self.rooms,
-            except: self.except,
-            packets,
-            volatile: self.volatile,
+            rooms: self.rooms.clone(),
+            except: self.except.clone(),
+            op,
         };
-        shard().adapter.broadcast(msg, self.local);
+        shard().adapter.broadcast(msg, self.local)
+    }
+
+    /// Sets the timeout of [`Self::emit_with_ack`] (default 5 s, like the Redis adapter's
+    /// request timeout).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// Emits to every targeted socket on every shard and collects one ack per socket. Fails
+    /// with the acks received so far when the timeout passes first.
+    pub fn emit_with_ack(
+        self,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> impl std::future::Future<Output = Result<Vec<RawArgs>, BroadcastAckError>> + 'static {
+        let w = to_writer(args);
+        let mut json = BytesMut::with_capacity(event.len() + w.json.len() + 8);
+        json.put_u8(b'[');
+        let _ = sonic_rs::to_writer((&mut json).writer(), event);
+        if !w.json.is_empty() {
+            json.put_u8(b',');
+            json.put_slice(&w.json);
+        }
+        json.put_u8(b']');
+        let (tx, mut rx) = futures_channel::mpsc::unbounded();
+        let op = Op::EmitWithAck {
+            event_json: json.freeze(),
+            attachments: w.attachments,
+            replies: tx,
+        };
+        let shards = self.send(op);
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(5));
+        async move {
+            let (mut counts, mut expected, mut responses) = (0usize, 0usize, Vec::new());
+            let collect = async {
+                while counts < shards || responses.len() < expected {
+                    match std::future::poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+                        Some(AckReply::Count(n)) => {
+                            counts += 1;
+                            expected += n;
+                        }
+                        Some(AckReply::Ack(a)) => responses.push(a),
+                        None => break,
+                    }
+                }
+            };
+            let done = monoio::time::timeout(timeout, collect).await.is_ok();
+            if done && counts == shards && responses.len() >= expected {
+                Ok(responses)
+            } else {
+                Err(BroadcastAckError {
+                    responses,
+                    expected,
+                })
+            }
+        }
+    }
+
+    /// Snapshots of the targeted sockets on every shard (`fetchSockets`).
+    pub fn fetch_sockets(self) -> impl std::future::Future<Output = Vec<RemoteSocket>> + 'static {
+        let (tx, mut rx) = futures_channel::mpsc::unbounded();
+        let shards = self.send(Op::Fetch(tx));
+        async move {
+            let mut all = Vec::new();
+            for _ in 0..shards {
+                match std::future::poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+                    Some(v) => all.extend(v),
+                    None => break,
+                }
+            }
+            all
+        }
+    }
+
+    /// Makes the targeted sockets join a room (`socketsJoin`).
+    pub fn sockets_join(self, room: &str) {
+        self.send(Op::Join(vec![room.into()]));
+    }
+
+    /// Makes the targeted sockets leave a room (`socketsLeave`).
+    pub fn sockets_leave(self, room: &str) {
+        self.send(Op::Leave(vec![room.into()]));
+    }
+
+    /// Disconnects the targeted sockets (`disconnectSockets`); `close` closes their whole
+    /// connection instead of just the namespace.
+    pub fn disconnect_sockets(self, close: bool) {
+        self.send(Op::Disconnect { close });
     }
 }

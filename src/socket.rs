@@ -20,6 +20,12 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 type DisconnectFn = Box<dyn FnOnce(Socket, DisconnectReason)>;
+/// Who waits for an ack: one emitter, or a broadcast collecting acks from many sockets.
+enum AckSlot {
+    One(futures_channel::oneshot::Sender<RawArgs>),
+    Many(futures_channel::mpsc::UnboundedSender<crate::adapter::AckReply>),
+}
+
 type Handlers = HashMap<String, Rc<dyn ErasedHandler>>;
 type Queued = (Rc<dyn ErasedHandler>, RawArgs, AckSender);
 
@@ -29,7 +35,7 @@ pub(crate) struct SocketInner {
     pub sess: Weak<Session>,
     pub auth: Bytes,
     pub connected: Cell<bool>,
-    acks: RefCell<HashMap<u64, futures_channel::oneshot::Sender<RawArgs>>>,
+    acks: RefCell<HashMap<u64, AckSlot>>,
     next_ack: Cell<u64>,
     data: RefCell<Option<Box<dyn Any>>>,
     handlers: RefCell<Option<Box<Handlers>>>,
@@ -43,6 +49,65 @@ pub(crate) struct SocketInner {
 /// A client connected to a namespace. Cheap to clone (an `Rc`); lives on its shard.
 #[derive(Clone)]
 pub struct Socket(pub(crate) Rc<SocketInner>);
+
+/// A socket as returned by `fetch_sockets`: a snapshot that can cross shards, with operations
+/// that reach the live socket wherever it is.
+#[derive(Debug, Clone)]
+pub struct RemoteSocket {
+    /// Socket id.
+    pub id: String,
+    /// Namespace.
+    pub ns: String,
+    /// Rooms at the time of the fetch (its own id included).
+    pub rooms: Vec<String>,
+    /// Request headers of the handshake (names lower-cased).
+    pub headers: Vec<(String, String)>,
+    /// Query string of the handshake.
+    pub query: String,
+    /// Peer address.
+    pub address: Option<std::net::SocketAddr>,
+    /// Handshake time (ms since the Unix epoch).
+    pub issued: u64,
+    /// The CONNECT payload (raw JSON).
+    pub auth: String,
+    ep: usize,
+}
+
+impl RemoteSocket {
+    pub(crate) fn of(s: &Socket) -> RemoteSocket {
+        let hs = s.handshake();
+        RemoteSocket {
+            id: s.id().to_string(),
+            ns: s.ns().to_string(),
+            rooms: s.rooms(),
+            headers: hs.headers(),
+            query: hs.query().to_string(),
+            address: hs.address,
+            issued: hs.issued,
+            auth: s.auth_raw().to_string(),
+            ep: s.0.sess.upgrade().map_or(0, |x| x.ep),
+        }
+    }
+    fn op(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.ep, self.ns.as_str().into()).to(&self.id)
+    }
+    /// Emits to this socket (on whichever shard holds it). Call on a shard thread.
+    pub fn emit(&self, event: &str, args: impl IntoArgs) {
+        self.op().emit(event, args)
+    }
+    /// Makes the socket join a room.
+    pub fn join(&self, room: &str) {
+        self.op().sockets_join(room)
+    }
+    /// Makes the socket leave a room.
+    pub fn leave(&self, room: &str) {
+        self.op().sockets_leave(room)
+    }
+    /// Disconnects the socket (`close`: the whole connection).
+    pub fn disconnect(&self, close: bool) {
+        self.op().disconnect_sockets(close)
+    }
+}
 
 /// Why a server-to-client ack did not arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +254,7 @@ impl Socket {
         let id = self.0.next_ack.get();
         self.0.next_ack.set(id + 1);
         let (tx, rx) = futures_channel::oneshot::channel();
-        self.0.acks.borrow_mut().insert(id, tx);
+        self.0.acks.borrow_mut().insert(id, AckSlot::One(tx));
         let w = to_writer(args);
         let (text, att) = encode_packet(&self.0.ns.name, Some(event), Some(id), w, false);
         let sent = self.send_packets(text, att);
@@ -342,9 +407,27 @@ impl Socket {
     }
 
     pub(crate) fn on_ack(&self, id: u64, args: RawArgs) {
-        if let Some(tx) = self.0.acks.borrow_mut().remove(&id) {
-            let _ = tx.send(args);
+        let slot = self.0.acks.borrow_mut().remove(&id);
+        match slot {
+            Some(AckSlot::One(tx)) => {
+                let _ = tx.send(args);
+            }
+            Some(AckSlot::Many(tx)) => {
+                let _ = tx.unbounded_send(crate::adapter::AckReply::Ack(args));
+            }
+            None => {}
         }
+    }
+
+    /// Registers an ack expected by a broadcast; returns the ack id to put in the packet.
+    pub(crate) fn register_remote_ack(
+        &self,
+        tx: futures_channel::mpsc::UnboundedSender<crate::adapter::AckReply>,
+    ) -> u64 {
+        let id = self.0.next_ack.get();
+        self.0.next_ack.set(id + 1);
+        self.0.acks.borrow_mut().insert(id, AckSlot::Many(tx));
+        id
     }
 
     /// Dispatches one event, in arrival order even when handlers are async.
