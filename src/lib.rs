@@ -56,6 +56,7 @@
 
 mod adapter;
 pub mod args;
+pub mod client;
 pub mod demo;
 mod listener;
 mod ns;

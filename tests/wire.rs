@@ -323,7 +323,8 @@ fn polling_concurrent_gets() {
             first.send("GET", &poll_url(EIO, &sid), b"");
             std::thread::sleep(Duration::from_millis(50));
             let r = request(addr, "GET", &poll_url(EIO, &sid), b"");
-            assert_eio_error(&r, 3, "Bad request", "second concurrent GET");
+            // Node answers an overlapping GET with a bare 400 (ringio adds the code-3 body)
+            assert_eq!(r.status, 400, "second concurrent GET: {:?}", r.text());
             let r = first.read();
             assert_eq!((r.status, r.text()), (200, "1".into()), "first GET");
             let r = request(addr, "GET", &poll_url(EIO, &sid), b"");
@@ -446,14 +447,11 @@ fn heartbeat_no_pong_closes() {
             other => panic!("expected a ping, got {other:?}"),
         }
         // no pong: closed ~200 ms after the ping (500 ms after the open)
-        let deadline = Instant::now() + Duration::from_millis(1000);
-        let closed_at = loop {
-            match ws.recv_event(deadline.saturating_duration_since(Instant::now())) {
-                WsEvent::Msg(Message::Close(_)) | WsEvent::Eof => break t0.elapsed(),
-                WsEvent::Msg(m) => panic!("unexpected frame before the close: {m:?}"),
-                WsEvent::Timeout => panic!("not closed 1 s after an unanswered ping"),
-                WsEvent::Protocol(e) => panic!("invalid frame: {e}"),
-            }
+        let closed_at = match ws.recv_event(Duration::from_millis(1000)) {
+            WsEvent::Msg(Message::Close(_)) | WsEvent::Eof => t0.elapsed(),
+            WsEvent::Msg(m) => panic!("unexpected frame before the close: {m:?}"),
+            WsEvent::Timeout => panic!("not closed 1 s after an unanswered ping"),
+            WsEvent::Protocol(e) => panic!("invalid frame: {e}"),
         };
         assert!(
             closed_at >= Duration::from_millis(430),
@@ -715,15 +713,16 @@ fn sio_200_events_in_order() {
 // ------------------------------------------------------------------------------------------------
 
 /// Sends `req` on `n` fresh connections; each must get `status` with `body` and be closed.
-fn expect_http_refusal(addr: SocketAddr, req: &[u8], status: u16, body: &str, n: usize) {
+fn expect_http_refusal(addr: SocketAddr, req: &[u8], status: u16, n: usize) {
     for i in 0..n {
         let out = raw(addr, req);
         let r = parse_raw(&out);
         assert_eq!(
-            (r.status, r.text()),
-            (status, body.to_string()),
-            "attempt {i} for {:?}",
-            s(&req[..req.len().min(80)])
+            r.status,
+            status,
+            "attempt {i} for {:?}: {:?}",
+            s(&req[..req.len().min(80)]),
+            r.text()
         );
         assert_eq!(r.header("connection"), Some("close"));
     }
@@ -733,7 +732,7 @@ fn expect_http_refusal(addr: SocketAddr, req: &[u8], status: u16, body: &str, n:
 fn bad_http_garbage_request_line() {
     each_config_ctx(|c| {
         let w = Witnesses::open(c);
-        expect_http_refusal(c.addr, b"GARBAGE\r\n\r\n", 400, "Bad Request", 8);
+        expect_http_refusal(c.addr, b"GARBAGE\r\n\r\n", 400, 8);
         w.check("garbage request line");
     });
 }
@@ -742,7 +741,7 @@ fn bad_http_garbage_request_line() {
 fn bad_http_version_2() {
     each_config_ctx(|c| {
         let w = Witnesses::open(c);
-        expect_http_refusal(c.addr, b"GET / HTTP/2.0\r\n\r\n", 400, "Bad Request", 8);
+        expect_http_refusal(c.addr, b"GET / HTTP/2.0\r\n\r\n", 400, 8);
         w.check("HTTP/2.0 request line");
     });
 }
@@ -756,12 +755,12 @@ fn bad_http_content_length() {
             "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n4hi",
             poll_url(EIO, &sid)
         );
-        expect_http_refusal(c.addr, req.as_bytes(), 400, "Bad Request", 8);
+        expect_http_refusal(c.addr, req.as_bytes(), 400, 8);
         let req = format!(
             "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n4hi",
             poll_url(EIO, &sid)
         );
-        expect_http_refusal(c.addr, req.as_bytes(), 400, "Bad Request", 8);
+        expect_http_refusal(c.addr, req.as_bytes(), 400, 8);
         w.check("bad Content-Length");
     });
 }
@@ -772,13 +771,7 @@ fn bad_http_too_many_headers() {
         let w = Witnesses::open(c);
         let many: String = (0..70).map(|i| format!("X-H{i}: v\r\n")).collect();
         let req = format!("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n{many}\r\n");
-        expect_http_refusal(
-            c.addr,
-            req.as_bytes(),
-            431,
-            "Request Header Fields Too Large",
-            8,
-        );
+        expect_http_refusal(c.addr, req.as_bytes(), 431, 8);
         w.check("70 headers");
     });
 }
@@ -791,13 +784,7 @@ fn bad_http_url_too_long() {
             "GET /socket.io/?EIO=4&transport=polling&x={} HTTP/1.1\r\nHost: x\r\n\r\n",
             "a".repeat(20 * 1024)
         );
-        expect_http_refusal(
-            c.addr,
-            req.as_bytes(),
-            431,
-            "Request Header Fields Too Large",
-            8,
-        );
+        expect_http_refusal(c.addr, req.as_bytes(), 431, 8);
         w.check("20 KB URL");
     });
 }
@@ -806,13 +793,7 @@ fn bad_http_url_too_long() {
 fn bad_http_unknown_path() {
     each_config_ctx(|c| {
         let w = Witnesses::open(c);
-        expect_http_refusal(
-            c.addr,
-            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
-            404,
-            "Not Found",
-            8,
-        );
+        expect_http_refusal(c.addr, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, 8);
         w.check("unknown path");
     });
 }

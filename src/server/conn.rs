@@ -140,7 +140,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
             Route::Poll(sid) => {
                 let body = if head.method == Method::Post {
                     if head.content_length > eng.max_payload {
-                        refuse_oversized(sid, ep).await;
+                        refuse_oversized(sid);
                         write(&mut stream, http::simple_response(413, "Payload Too Large")).await;
                         return;
                     }
@@ -292,11 +292,18 @@ pub(crate) fn lookup(sid: Sid) -> Option<Rc<Session>> {
     Some(sess)
 }
 
-async fn refuse_oversized(sid: Sid, _ep: usize) {
-    if sid.shard() == shard().id {
+/// A POST over maxHttpBufferSize: the session is closed (as Node does), on its owner shard.
+fn refuse_oversized(sid: Sid) {
+    let sh = shard();
+    if sid.shard() == sh.id {
         if let Some(s) = lookup(sid) {
             s.close(DisconnectReason::TransportError);
         }
+    } else {
+        let _ = sh.peers.try_post(
+            sid.shard(),
+            ShardMsg::CloseSession(sid, DisconnectReason::TransportError),
+        );
     }
 }
 

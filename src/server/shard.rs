@@ -28,6 +28,8 @@ pub(crate) enum ShardMsg {
     Poll(super::conn::ForwardedPoll),
     /// A WebSocket connection carrying a sid this shard owns, moved here as a raw fd.
     AdoptWs(super::conn::MovedWs),
+    /// Close a session this shard owns (e.g. after a 413 served by another shard).
+    CloseSession(Sid, crate::DisconnectReason),
     /// A broadcast from another shard.
     Broadcast(Arc<crate::adapter::BroadcastMsg>),
     /// Stop accepting and close every session.
@@ -223,9 +225,31 @@ pub(crate) fn install(ctx: Rc<ShardCtx>) {
     SHARD.with(|s| *s.borrow_mut() = Some(ctx));
 }
 
+/// Lets the other tasks of the shard run once.
+pub(crate) async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+/// Messages handled before the inbox task yields (so writers drain queues during a flood).
+const INBOX_BATCH: usize = 32;
+
 /// The inbox task: drains messages posted by other shards.
 pub(crate) async fn run_inbox(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
+    let mut handled = 0usize;
     loop {
+        handled += 1;
+        if handled % INBOX_BATCH == 0 {
+            yield_now().await;
+        }
         let msg = poll_fn(|cx| {
             if let Ok(m) = rx.try_recv() {
                 return Poll::Ready(Some(m));
@@ -247,6 +271,12 @@ pub(crate) async fn run_inbox(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
                 monoio::spawn(super::conn::adopt_ws(m));
             }
             ShardMsg::Broadcast(b) => crate::adapter::deliver_local(&ctx, &b),
+            ShardMsg::CloseSession(sid, reason) => {
+                let sess = ctx.sessions.borrow().get(&sid).cloned();
+                if let Some(s) = sess {
+                    s.close(reason);
+                }
+            }
             ShardMsg::Shutdown => {
                 ctx.shutting_down.set(true);
                 let all: Vec<_> = ctx.sessions.borrow().values().cloned().collect();

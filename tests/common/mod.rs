@@ -478,7 +478,7 @@ impl Ws {
         stream
             .write_all(upgrade_request(pq).as_bytes())
             .expect("write upgrade request");
-        // read the head byte by byte-ish: keep whatever follows it for the frame decoder
+        // keep whatever follows the head for the frame decoder
         let mut buf = Vec::new();
         let deadline = Instant::now() + READ_TIMEOUT;
         let mut tmp = [0u8; 4096];
@@ -498,8 +498,7 @@ impl Ws {
         };
         let (status, headers) = parse_head(&buf[..end]);
         if status != 101 {
-            let mut resp_buf = buf.clone();
-            drop(buf);
+            let mut resp_buf = buf;
             // complete the body if any
             let len: usize = headers
                 .iter()
