@@ -56,6 +56,9 @@
 
 mod adapter;
 pub mod args;
+#[cfg(feature = "bench-support")]
+#[doc(hidden)]
+pub mod bench_support;
 pub mod client;
 pub mod demo;
 mod listener;

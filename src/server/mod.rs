@@ -296,6 +296,10 @@ impl ServerBuilder {
         });
         self
     }
+    #[cfg_attr(not(feature = "bench-support"), allow(dead_code))]
+    pub(crate) fn config(self) -> Arc<Config> {
+        self.build().cfg
+    }
     /// Finishes the configuration.
     pub fn build(self) -> Server {
         let mut endpoints = vec![EndpointCfg {
@@ -444,6 +448,43 @@ impl RunningServer {
     }
 }
 
+impl ShardCtx {
+    /// Builds a shard's state: each endpoint's handler tables are created here, on the shard.
+    pub(crate) fn new(id: usize, cfg: Arc<Config>, peers: Arc<Peers>) -> ShardCtx {
+        let endpoints = cfg
+            .endpoints
+            .iter()
+            .map(|e| match &e.app {
+                AppCfg::SocketIo { statics, dynamic } => {
+                    EndpointRt::SocketIo(Namespaces::build(statics, dynamic))
+                }
+                AppCfg::Engine(factory) => {
+                    let h = factory();
+                    EndpointRt::Engine(Box::new(move |s: &Rc<Session>, p: Packet| {
+                        let msg = match p {
+                            Packet::Message(t) => crate::EngineMessage::Text(t),
+                            Packet::Binary(b) => crate::EngineMessage::Binary(b),
+                            _ => return,
+                        };
+                        h(&crate::EngineSocket(s.clone()), msg)
+                    }))
+                }
+            })
+            .collect();
+        ShardCtx {
+            id,
+            cfg,
+            endpoints,
+            sessions: Default::default(),
+            tombstones: Default::default(),
+            timers: Rc::new(Timers::default()),
+            peers,
+            adapter: Default::default(),
+            shutting_down: Default::default(),
+        }
+    }
+}
+
 /// Which I/O driver a shard runs.
 pub fn driver_name() -> &'static str {
     if monoio::utils::is_legacy() {
@@ -501,37 +542,7 @@ async fn shard_main(
     rx: crossbeam_channel::Receiver<ShardMsg>,
     ready: std::sync::mpsc::Sender<()>,
 ) {
-    let endpoints = cfg
-        .endpoints
-        .iter()
-        .map(|e| match &e.app {
-            AppCfg::SocketIo { statics, dynamic } => {
-                EndpointRt::SocketIo(Namespaces::build(statics, dynamic))
-            }
-            AppCfg::Engine(factory) => {
-                let h = factory();
-                EndpointRt::Engine(Box::new(move |s: &Rc<Session>, p: Packet| {
-                    let msg = match p {
-                        Packet::Message(t) => crate::EngineMessage::Text(t),
-                        Packet::Binary(b) => crate::EngineMessage::Binary(b),
-                        _ => return,
-                    };
-                    h(&crate::EngineSocket(s.clone()), msg)
-                }))
-            }
-        })
-        .collect();
-    let ctx = Rc::new(ShardCtx {
-        id,
-        cfg,
-        endpoints,
-        sessions: Default::default(),
-        tombstones: Default::default(),
-        timers: Rc::new(Timers::default()),
-        peers,
-        adapter: Default::default(),
-        shutting_down: Default::default(),
-    });
+    let ctx = Rc::new(ShardCtx::new(id, cfg, peers));
     shard::install(ctx.clone());
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
