@@ -103,22 +103,20 @@ fn dispatch(sess: &Rc<Session>, p: sio::Packet, attachments: Vec<Bytes>) -> Resu
             Ok(())
         }
         Kind::Event | Kind::BinaryEvent => {
-            let (name, args) = sio::event_name(&p.data)?;
+            let Some((name, args)) = p.parts else {
+                return Err(ParseError::InvalidPayload);
+            };
             let Some(s) = sess.sio.borrow().as_ref().and_then(|c| c.get(&nsp)) else {
                 return Ok(());
             };
-            let raw_name = &p.data[name.start as usize..name.end as usize];
-            let event: String = if raw_name.first() == Some(&b'"') {
-                sonic_rs::from_slice(raw_name).map_err(|_| ParseError::InvalidJson)?
-            } else {
-                String::from_utf8_lossy(raw_name).into_owned()
-            };
+            let event = sio::event_str(&p.data, &name)?.into_owned();
             s.on_event(&event, RawArgs::new(p.data, args, attachments), p.id);
             Ok(())
         }
         Kind::Ack | Kind::BinaryAck => {
-            let args = sio::split_array(&p.data)?;
-            let Some(id) = p.id else { return Ok(()) };
+            let (Some((_, args)), Some(id)) = (p.parts, p.id) else {
+                return Ok(());
+            };
             if let Some(s) = sess.sio.borrow().as_ref().and_then(|c| c.get(&nsp)) {
                 s.on_ack(id, RawArgs::new(p.data, args, attachments));
             }

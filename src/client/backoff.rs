@@ -119,7 +119,10 @@ mod tests {
                 b.attempts = attempt;
                 let d = b.duration().as_millis() as f64;
                 assert!(d <= 3000.0, "{d}");
-                assert!(d >= (base * 0.5).min(3000.0).floor() - 1.0, "{d} < half of {base}");
+                assert!(
+                    d >= (base * 0.5).min(3000.0).floor() - 1.0,
+                    "{d} < half of {base}"
+                );
             }
         }
     }

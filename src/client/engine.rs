@@ -272,7 +272,8 @@ impl Shared {
             match p {
                 Packet::Ping(_) => {
                     if !st.closing {
-                        st.write_buf.push_back(OutPacket::Text(Bytes::from_static(b"3")));
+                        st.write_buf
+                            .push_back(OutPacket::Text(Bytes::from_static(b"3")));
                     }
                     st.ping_deadline = Instant::now() + self.heartbeat;
                 }
@@ -281,7 +282,9 @@ impl Shared {
                     self.fail("transport close");
                     return;
                 }
-                Packet::Message(_) | Packet::Binary(_) => st.events.push_back(EngineEvent::Packet(p)),
+                Packet::Message(_) | Packet::Binary(_) => {
+                    st.events.push_back(EngineEvent::Packet(p))
+                }
                 Packet::Open(_) | Packet::Pong(_) | Packet::Upgrade | Packet::Noop => return,
             }
         }
@@ -315,7 +318,8 @@ impl Shared {
     }
 
     async fn close_gracefully(self: Rc<Self>) {
-        let _ = monoio::time::timeout(CLOSE_GRACE, wait_until(&[&self.notify], || self.quiet())).await;
+        let _ =
+            monoio::time::timeout(CLOSE_GRACE, wait_until(&[&self.notify], || self.quiet())).await;
         if self.is_closed() {
             return;
         }
@@ -327,7 +331,8 @@ impl Shared {
             }
         }
         self.notify.notify();
-        let _ = monoio::time::timeout(CLOSE_GRACE, wait_until(&[&self.notify], || self.quiet())).await;
+        let _ =
+            monoio::time::timeout(CLOSE_GRACE, wait_until(&[&self.notify], || self.quiet())).await;
         self.fail("forced close");
     }
 }

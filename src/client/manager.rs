@@ -14,10 +14,9 @@ use super::backoff::Backoff;
 use super::engine::{Engine, EngineEvent};
 use super::notify::{wait_until, Notify};
 use super::socket::{ClientSocket, SocketInner};
-use super::{ClientError, Config, Transport};
+use super::{ClientError, Config};
 use crate::proto::eio::{OutPacket, Packet};
 use crate::proto::sio;
-use bytes::Bytes;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
@@ -42,13 +41,13 @@ impl<F: ?Sized> Listeners<F> {
 }
 
 #[derive(Default)]
-struct Hooks {
-    open: Listeners<dyn Fn()>,
-    close: Listeners<dyn Fn(&str)>,
-    error: Listeners<dyn Fn(&ClientError)>,
-    reconnect_attempt: Listeners<dyn Fn(u32)>,
-    reconnect: Listeners<dyn Fn(u32)>,
-    reconnect_failed: Listeners<dyn Fn()>,
+pub(crate) struct Hooks {
+    pub(crate) open: Listeners<dyn Fn()>,
+    pub(crate) close: Listeners<dyn Fn(&str)>,
+    pub(crate) error: Listeners<dyn Fn(&ClientError)>,
+    pub(crate) reconnect_attempt: Listeners<dyn Fn(u32)>,
+    pub(crate) reconnect: Listeners<dyn Fn(u32)>,
+    pub(crate) reconnect_failed: Listeners<dyn Fn()>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +72,15 @@ pub(crate) struct ManagerInner {
     st: RefCell<MgrState>,
     notify: Notify,
     nsps: RefCell<Vec<(String, Weak<SocketInner>)>>,
-    hooks: Hooks,
+    pub(crate) hooks: Hooks,
 }
 
 /// A connection to a Socket.IO server (socket.io-client's `Manager`): one Engine.IO connection
 /// that the namespaces' [`ClientSocket`]s share. Cheap to clone; lives on its runtime's thread.
+///
+/// The connection (and its reconnection loop) runs as a task of that runtime until
+/// [`Client::close`] is called or the last socket disconnects, even when every handle is
+/// dropped.
 #[derive(Clone)]
 pub struct Client(pub(crate) Rc<ManagerInner>);
 
@@ -190,16 +193,13 @@ impl ManagerInner {
         }
     }
 
-    fn socket(self: &Rc<Self>, nsp: &str) -> ClientSocket {
+    pub(crate) fn socket(self: &Rc<Self>, nsp: &str) -> ClientSocket {
         let nsp = if nsp.starts_with('/') {
             nsp.to_string()
         } else {
             format!("/{nsp}")
         };
-        let existing = self
-            .sockets()
-            .into_iter()
-            .find(|s| s.nsp() == nsp);
+        let existing = self.sockets().into_iter().find(|s| s.nsp() == nsp);
         if let Some(s) = existing {
             if !s.is_active() {
                 s.connect();
@@ -415,7 +415,10 @@ async fn drive(mgr: Rc<ManagerInner>, gen: u64, mut first: Option<FirstResult>) 
             return;
         };
         tracing::debug!(?delay, "reconnecting");
-        if unless_superseded(&mgr, gen, monoio::time::sleep(delay)).await.is_none() {
+        if unless_superseded(&mgr, gen, monoio::time::sleep(delay))
+            .await
+            .is_none()
+        {
             return;
         }
         let attempts = mgr.st.borrow().backoff.attempts;
@@ -427,79 +430,3 @@ async fn drive(mgr: Rc<ManagerInner>, gen: u64, mut first: Option<FirstResult>) 
         }
     }
 }
-
-impl Client {
-    /// The socket of namespace `nsp` (`"/"`, `"/chat"`), created and connected on first use;
-    /// namespaces share this client's connection. Asking again returns the same socket
-    /// (reconnecting it if it was disconnected).
-    pub fn socket(&self, nsp: &str) -> ClientSocket {
-        self.0.socket(nsp)
-    }
-
-    /// Closes the connection and every socket (reason `"forced close"`); no reconnection
-    /// follows. Buffered packets are flushed first. A later [`ClientSocket::connect`] opens
-    /// a new connection.
-    pub fn close(&self) {
-        self.0.close();
-    }
-
-    /// True while the Engine.IO connection is established.
-    pub fn is_open(&self) -> bool {
-        self.0.is_open()
-    }
-
-    /// The Engine.IO session id of the current connection.
-    pub fn id(&self) -> Option<String> {
-        self.0.engine().map(|e| e.sid().to_string())
-    }
-
-    /// The transport of the current connection (changes from polling to WebSocket after an
-    /// upgrade).
-    pub fn transport(&self) -> Option<Transport> {
-        self.0.engine().map(|e| e.transport())
-    }
-
-    /// Called on every established connection (initial and reconnections).
-    pub fn on_open(&self, f: impl Fn() + 'static) {
-        self.0.hooks.open.push(Rc::new(f));
-    }
-
-    /// Called when the connection closes, with the reason (`"transport close"`,
-    /// `"transport error"`, `"ping timeout"`, `"parse error"`, `"forced close"`).
-    pub fn on_close(&self, f: impl Fn(&str) + 'static) {
-        self.0.hooks.close.push(Rc::new(f));
-    }
-
-    /// Called when a (re)connection attempt fails.
-    pub fn on_error(&self, f: impl Fn(&ClientError) + 'static) {
-        self.0.hooks.error.push(Rc::new(f));
-    }
-
-    /// Called before each reconnection attempt, with its number (from 1).
-    pub fn on_reconnect_attempt(&self, f: impl Fn(u32) + 'static) {
-        self.0.hooks.reconnect_attempt.push(Rc::new(f));
-    }
-
-    /// Called after a successful reconnection, with the number of attempts it took.
-    pub fn on_reconnect(&self, f: impl Fn(u32) + 'static) {
-        self.0.hooks.reconnect.push(Rc::new(f));
-    }
-
-    /// Called when `reconnection_attempts` attempts all failed (reconnection stops).
-    pub fn on_reconnect_failed(&self, f: impl Fn() + 'static) {
-        self.0.hooks.reconnect_failed.push(Rc::new(f));
-    }
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("url", &self.0.cfg.target.addr)
-            .field("id", &self.id())
-            .field("transport", &self.transport())
-            .finish()
-    }
-}
-
-/// An empty `Bytes` (CONNECT without auth, DISCONNECT).
-pub(crate) const EMPTY: Bytes = Bytes::new();

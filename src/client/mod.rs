@@ -49,6 +49,7 @@
 //! mod.rs        builder, configuration, errors
 //! manager.rs    Client: the connection loop, reconnection, Socket.IO decoding and routing
 //! socket.rs     ClientSocket: CONNECT, handlers, emits, buffers, acks
+//! receive.rs    what a socket receives: CONNECT reply, events, acks, server DISCONNECT
 //! retry.rs      the at-least-once retry queue (`retries`)
 //! engine.rs     one Engine.IO connection: handshake, heartbeat, write buffer, close
 //! polling.rs    HTTP/1.1 long-polling (GET and POST loops)
@@ -75,6 +76,7 @@ mod engine;
 mod manager;
 mod notify;
 mod polling;
+mod receive;
 mod retry;
 mod socket;
 mod url;
@@ -82,8 +84,10 @@ mod websocket;
 
 pub use crate::AckError;
 pub use manager::Client;
-pub use socket::{ClientAck, ClientSocket, Volatile};
+pub use receive::ClientAck;
+pub use socket::{ClientSocket, Volatile};
 
+use std::rc::Rc;
 use std::time::Duration;
 use url::Target;
 
@@ -299,8 +303,9 @@ impl ClientBuilder {
         self
     }
 
-    fn config(self) -> Result<Config, ClientError> {
-        let mut target = Target::parse(&self.url, &self.path).map_err(ClientError::InvalidConfig)?;
+    pub(crate) fn config(self) -> Result<Config, ClientError> {
+        let mut target =
+            Target::parse(&self.url, &self.path).map_err(ClientError::InvalidConfig)?;
         for (k, v) in &self.query {
             target.push_query(k, v);
         }
@@ -352,5 +357,78 @@ impl ClientBuilder {
         let mgr = manager::ManagerInner::new(self.config()?);
         mgr.open();
         Ok(Client(mgr))
+    }
+}
+
+impl Client {
+    /// The socket of namespace `nsp` (`"/"`, `"/chat"`), created and connected on first use;
+    /// namespaces share this client's connection. Asking again returns the same socket
+    /// (reconnecting it if it was disconnected).
+    pub fn socket(&self, nsp: &str) -> ClientSocket {
+        self.0.socket(nsp)
+    }
+
+    /// Closes the connection and every socket (reason `"forced close"`); no reconnection
+    /// follows. Buffered packets are flushed first. A later [`ClientSocket::connect`] opens
+    /// a new connection.
+    pub fn close(&self) {
+        self.0.close();
+    }
+
+    /// True while the Engine.IO connection is established.
+    pub fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
+
+    /// The Engine.IO session id of the current connection.
+    pub fn id(&self) -> Option<String> {
+        self.0.engine().map(|e| e.sid().to_string())
+    }
+
+    /// The transport of the current connection (changes from polling to WebSocket after an
+    /// upgrade).
+    pub fn transport(&self) -> Option<Transport> {
+        self.0.engine().map(|e| e.transport())
+    }
+
+    /// Called on every established connection (initial and reconnections).
+    pub fn on_open(&self, f: impl Fn() + 'static) {
+        self.0.hooks.open.push(Rc::new(f));
+    }
+
+    /// Called when the connection closes, with the reason (`"transport close"`,
+    /// `"transport error"`, `"ping timeout"`, `"parse error"`, `"forced close"`).
+    pub fn on_close(&self, f: impl Fn(&str) + 'static) {
+        self.0.hooks.close.push(Rc::new(f));
+    }
+
+    /// Called when a (re)connection attempt fails.
+    pub fn on_error(&self, f: impl Fn(&ClientError) + 'static) {
+        self.0.hooks.error.push(Rc::new(f));
+    }
+
+    /// Called before each reconnection attempt, with its number (from 1).
+    pub fn on_reconnect_attempt(&self, f: impl Fn(u32) + 'static) {
+        self.0.hooks.reconnect_attempt.push(Rc::new(f));
+    }
+
+    /// Called after a successful reconnection, with the number of attempts it took.
+    pub fn on_reconnect(&self, f: impl Fn(u32) + 'static) {
+        self.0.hooks.reconnect.push(Rc::new(f));
+    }
+
+    /// Called when `reconnection_attempts` attempts all failed (reconnection stops).
+    pub fn on_reconnect_failed(&self, f: impl Fn() + 'static) {
+        self.0.hooks.reconnect_failed.push(Rc::new(f));
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.0.cfg.target.addr)
+            .field("id", &self.id())
+            .field("transport", &self.transport())
+            .finish()
     }
 }

@@ -89,14 +89,10 @@ mod tests {
             let stop = Rc::new(Cell::new(false));
             let ran = Rc::new(Cell::new(false));
             let (s2, r2) = (stop.clone(), ran.clone());
-            spawn_until(
-                n.clone(),
-                move || s2.get(),
-                async move {
-                    monoio::time::sleep(std::time::Duration::from_secs(60)).await;
-                    r2.set(true);
-                },
-            );
+            spawn_until(n.clone(), move || s2.get(), async move {
+                monoio::time::sleep(std::time::Duration::from_secs(60)).await;
+                r2.set(true);
+            });
             for _ in 0..2 {
                 monoio::time::sleep(std::time::Duration::from_millis(5)).await;
                 flag.set(flag.get() + 1);

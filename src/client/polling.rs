@@ -315,7 +315,10 @@ fn payload_len(p: &OutPacket) -> usize {
 
 /// Takes the packets of the next POST: everything, or less when over `maxPayload` (always at
 /// least one packet).
-pub(crate) fn take_writable(buf: &mut std::collections::VecDeque<OutPacket>, max: usize) -> Vec<OutPacket> {
+pub(crate) fn take_writable(
+    buf: &mut std::collections::VecDeque<OutPacket>,
+    max: usize,
+) -> Vec<OutPacket> {
     let mut n = buf.len();
     if max > 0 && buf.len() > 1 {
         let mut size = 0usize;
@@ -375,8 +378,74 @@ mod tests {
         let mut q: std::collections::VecDeque<_> = [t("4xxxxxxxxxxxxxxxx")].into_iter().collect();
         assert_eq!(take_writable(&mut q, 3).len(), 1, "one packet always goes");
         let mut q: std::collections::VecDeque<_> =
-            [t("4a"), OutPacket::Binary(Bytes::from_static(&[0; 30]))].into_iter().collect();
+            [t("4a"), OutPacket::Binary(Bytes::from_static(&[0; 30]))]
+                .into_iter()
+                .collect();
         assert_eq!(payload_len(&q[1]), 41);
         assert_eq!(take_writable(&mut q, 0).len(), 2, "0 means no limit");
+    }
+
+    /// Reads one request (head and Content-Length body) from a blocking stream.
+    fn read_request(c: &mut std::net::TcpStream) -> String {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 1024];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .map_or(0, |v| v.parse().unwrap());
+                if buf.len() >= end + 4 + len {
+                    return head;
+                }
+            }
+            let n = c.read(&mut tmp).unwrap();
+            assert!(n > 0, "client closed");
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
+    #[test]
+    fn http_bodies_and_stale_keep_alive_connections() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let responses: [&[u8]; 4] = [
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: v\r\n\r\n",
+                b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 4\r\n\r\nnope",
+            ];
+            let mut heads = Vec::new();
+            for resp in responses {
+                // every connection serves one response, then closes without saying so
+                let (mut c, _) = listener.accept().unwrap();
+                heads.push(read_request(&mut c));
+                c.write_all(resp).unwrap();
+            }
+            heads
+        });
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let b = super::super::ClientBuilder::new(&format!("http://{addr}")).header("X-A", "1");
+            let mut conn = HttpConn::new(Rc::new(b.config().unwrap()));
+            assert_eq!(&conn.post("/p", b"hello").await.unwrap()[..], b"ok");
+            // the kept-alive connection is dead: retried on a new one
+            assert_eq!(&conn.get("/chunked").await.unwrap()[..], b"abcde");
+            assert_eq!(&conn.get("/eof").await.unwrap()[..], b"until close");
+            let e = conn.get("/bad").await.unwrap_err();
+            assert_eq!(e, ClientError::Http(400, "nope".into()));
+        });
+        let heads = server.join().unwrap();
+        assert!(heads[0].starts_with("POST /p HTTP/1.1\r\n"), "{}", heads[0]);
+        assert!(heads[0].contains("Content-Length: 5") && heads[0].contains("X-A: 1"));
+        assert!(heads[1].starts_with("GET /chunked HTTP/1.1\r\n"));
     }
 }

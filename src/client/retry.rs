@@ -68,7 +68,12 @@ impl ClientSocket {
             }
             head.pending = true;
             head.tries += 1;
-            (head.seq, head.event.clone(), head.args.clone(), head.timeout)
+            (
+                head.seq,
+                head.event.clone(),
+                head.args.clone(),
+                head.timeout,
+            )
         };
         let weak = Rc::downgrade(&self.0);
         let cb: AckFn = Box::new(move |r| {
@@ -102,10 +107,8 @@ impl ClientSocket {
                 None
             }
         };
-        if let Some(done) = done {
-            if let Some(f) = done {
-                f(r);
-            }
+        if let Some(Some(f)) = done {
+            f(r);
         }
         self.drain_queue(false);
     }

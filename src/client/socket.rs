@@ -12,6 +12,7 @@
 //! one of its `RefCell`s is borrowed.
 
 use super::manager::{Listeners, ManagerInner};
+use super::receive::ClientAck;
 use super::retry::Queued;
 use super::Client;
 use crate::args::{to_writer, ArgWriter, FromArgs, IntoArgs, RawArgs};
@@ -20,15 +21,15 @@ use crate::proto::sio::{self, Kind, RESERVED_EVENTS};
 use crate::socket::encode_packet;
 use crate::AckError;
 use bytes::Bytes;
-use sonic_rs::JsonValueTrait;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
 pub(crate) type AckFn = Box<dyn FnOnce(Result<RawArgs, AckError>)>;
-type EventFn = Rc<dyn Fn(RawArgs, ClientAck)>;
+pub(super) type EventFn = Rc<dyn Fn(RawArgs, ClientAck)>;
+type ConnectErrorFn = dyn Fn(&str, Option<&sonic_rs::Value>);
 
 /// An ack this socket waits for.
 pub(crate) struct PendingAck {
@@ -39,9 +40,9 @@ pub(crate) struct PendingAck {
 }
 
 /// An emit made while disconnected.
-struct Buffered {
-    id: Option<u64>,
-    packets: Vec<OutPacket>,
+pub(super) struct Buffered {
+    pub(super) id: Option<u64>,
+    pub(super) packets: Vec<OutPacket>,
 }
 
 #[derive(Default)]
@@ -49,23 +50,23 @@ pub(crate) struct SockState {
     pub connected: bool,
     /// Subscribed to the manager (socket.io-client's `active`): connects on every connection.
     pub active: bool,
-    id: Option<String>,
-    ids: u64,
-    acks: HashMap<u64, PendingAck>,
-    send_buffer: VecDeque<Buffered>,
-    receive_buffer: Vec<(String, RawArgs, Option<u64>)>,
+    pub(super) id: Option<String>,
+    pub(super) ids: u64,
+    pub(super) acks: HashMap<u64, PendingAck>,
+    pub(super) send_buffer: VecDeque<Buffered>,
+    pub(super) receive_buffer: Vec<(String, RawArgs, Option<u64>)>,
     pub queue: VecDeque<Queued>,
     pub queue_seq: u64,
 }
 
 pub(crate) struct SocketInner {
-    nsp: String,
+    pub(super) nsp: String,
     pub mgr: Rc<ManagerInner>,
     pub st: RefCell<SockState>,
-    handlers: RefCell<HashMap<String, Vec<EventFn>>>,
-    on_connect: Listeners<dyn Fn()>,
-    on_disconnect: Listeners<dyn Fn(&str)>,
-    on_connect_error: Listeners<dyn Fn(&str, Option<&sonic_rs::Value>)>,
+    pub(super) handlers: RefCell<HashMap<String, Vec<EventFn>>>,
+    pub(super) on_connect: Listeners<dyn Fn()>,
+    pub(super) on_disconnect: Listeners<dyn Fn(&str)>,
+    pub(super) on_connect_error: Listeners<ConnectErrorFn>,
 }
 
 /// One namespace of a [`Client`]'s connection. Cheap to clone (an `Rc`).
@@ -74,34 +75,6 @@ pub(crate) struct SocketInner {
 /// the server until the connection closes); call [`ClientSocket::disconnect`] to leave it.
 #[derive(Clone)]
 pub struct ClientSocket(pub(crate) Rc<SocketInner>);
-
-/// Answers an event the server emitted with an ack. Sending twice, or when the server asked for
-/// no ack, does nothing.
-#[derive(Clone)]
-pub struct ClientAck(Option<Rc<AckInner>>);
-
-struct AckInner {
-    socket: ClientSocket,
-    id: u64,
-    sent: Cell<bool>,
-}
-
-impl ClientAck {
-    /// True when the server waits for an ack.
-    pub fn expected(&self) -> bool {
-        self.0.is_some()
-    }
-
-    /// Sends the ack with these arguments (`43<id>[...]`, or `46` with binary).
-    pub fn send(self, args: impl IntoArgs) {
-        let Some(a) = self.0 else { return };
-        if a.sent.replace(true) {
-            return;
-        }
-        let (text, att) = encode_packet(&a.socket.0.nsp, None, Some(a.id), to_writer(args), true);
-        a.socket.0.mgr.write(packets(text, att));
-    }
-}
 
 /// Emits of [`ClientSocket::volatile`]: dropped unless the socket is connected.
 pub struct Volatile<'a>(&'a ClientSocket);
@@ -113,7 +86,7 @@ impl Volatile<'_> {
     }
 }
 
-fn packets(text: Bytes, attachments: Vec<Bytes>) -> Vec<OutPacket> {
+pub(super) fn packets(text: Bytes, attachments: Vec<Bytes>) -> Vec<OutPacket> {
     std::iter::once(OutPacket::Text(text))
         .chain(attachments.into_iter().map(OutPacket::Binary))
         .collect()
@@ -168,10 +141,12 @@ impl ClientSocket {
     /// (`RawArgs`, `(String,)`, `(u32, Binary)`, ...; events that do not convert are dropped).
     /// The [`ClientAck`] answers the server when it asked for an ack.
     pub fn on<A: FromArgs + 'static>(&self, event: &str, f: impl Fn(A, ClientAck) + 'static) {
-        let h: EventFn = Rc::new(move |args: RawArgs, ack: ClientAck| match A::from_args(args) {
-            Ok(a) => f(a, ack),
-            Err(e) => tracing::debug!("event dropped: {e}"),
-        });
+        let h: EventFn = Rc::new(
+            move |args: RawArgs, ack: ClientAck| match A::from_args(args) {
+                Ok(a) => f(a, ack),
+                Err(e) => tracing::debug!("event dropped: {e}"),
+            },
+        );
         self.0
             .handlers
             .borrow_mut()
@@ -379,13 +354,13 @@ impl ClientSocket {
         }
     }
 
-    fn connect_error(&self, msg: &str, data: Option<&sonic_rs::Value>) {
+    pub(super) fn connect_error(&self, msg: &str, data: Option<&sonic_rs::Value>) {
         for f in self.0.on_connect_error.snapshot() {
             f(msg, data);
         }
     }
 
-    fn destroy(&self) {
+    pub(super) fn destroy(&self) {
         let was_active = std::mem::replace(&mut self.0.st.borrow_mut().active, false);
         if was_active {
             self.0.mgr.on_socket_destroyed();
@@ -416,113 +391,6 @@ impl ClientSocket {
         for a in failed {
             if a.with_error {
                 (a.cb)(Err(AckError::Disconnected));
-            }
-        }
-    }
-
-    fn on_connected(&self, sid: String) {
-        let (received, buffered) = {
-            let mut st = self.0.st.borrow_mut();
-            st.id = Some(sid);
-            st.connected = true;
-            (
-                std::mem::take(&mut st.receive_buffer),
-                std::mem::take(&mut st.send_buffer),
-            )
-        };
-        for (event, args, id) in received {
-            self.dispatch(&event, args, id);
-        }
-        for b in buffered {
-            self.0.mgr.write(b.packets);
-        }
-        self.drain_queue(true);
-        for f in self.0.on_connect.snapshot() {
-            f();
-        }
-    }
-
-    fn dispatch(&self, event: &str, args: RawArgs, id: Option<u64>) {
-        let handlers = self.0.handlers.borrow().get(event).cloned();
-        let ack = ClientAck(id.map(|id| {
-            Rc::new(AckInner {
-                socket: self.clone(),
-                id,
-                sent: Cell::new(false),
-            })
-        }));
-        match handlers {
-            Some(hs) => {
-                for h in hs {
-                    h(args.clone(), ack.clone());
-                }
-            }
-            None => tracing::debug!(event, nsp = %self.0.nsp, "no handler"),
-        }
-    }
-
-    /// A complete Socket.IO packet for this namespace.
-    pub(crate) fn on_packet(&self, p: sio::Packet, attachments: Vec<Bytes>) {
-        match p.kind {
-            Kind::Connect => {
-                let sid = sonic_rs::get_from_slice(&p.data, ["sid"])
-                    .ok()
-                    .and_then(|v| sonic_rs::from_str::<String>(v.as_raw_str()).ok());
-                match sid {
-                    Some(sid) => self.on_connected(sid),
-                    None => self.connect_error(
-                        "It seems you are trying to reach a Socket.IO server in v2.x with a v3.x \
-                         client, but they are not compatible (more information here: \
-                         https://socket.io/docs/v3/migrating-from-2-x-to-3-0/)",
-                        None,
-                    ),
-                }
-            }
-            Kind::Event | Kind::BinaryEvent => {
-                let Ok((name, ranges)) = sio::event_name(&p.data) else {
-                    return;
-                };
-                let raw = &p.data[name.start as usize..name.end as usize];
-                let event = if raw.first() == Some(&b'"') {
-                    sonic_rs::from_slice::<String>(raw).unwrap_or_default()
-                } else {
-                    String::from_utf8_lossy(raw).into_owned()
-                };
-                let args = RawArgs::new(p.data.clone(), ranges, attachments);
-                if self.connected() {
-                    self.dispatch(&event, args, p.id);
-                } else {
-                    self.0.st.borrow_mut().receive_buffer.push((event, args, p.id));
-                }
-            }
-            Kind::Ack | Kind::BinaryAck => {
-                let (Some(id), Ok(ranges)) = (p.id, sio::split_array(&p.data)) else {
-                    return;
-                };
-                let ack = self.0.st.borrow_mut().acks.remove(&id);
-                if let Some(a) = ack {
-                    (a.cb)(Ok(RawArgs::new(p.data.clone(), ranges, attachments)));
-                }
-            }
-            Kind::Disconnect => {
-                self.destroy();
-                self.on_close("io server disconnect");
-            }
-            Kind::ConnectError => {
-                self.destroy();
-                let v: Option<sonic_rs::Value> = sonic_rs::from_slice(&p.data).ok();
-                let (msg, data) = match &v {
-                    Some(v) if v.is_str() => (v.as_str().unwrap_or("").to_string(), None),
-                    Some(v) => (
-                        v.get("message")
-                            .and_then(|m| m.as_str())
-                            .unwrap_or("")
-                            .to_string(),
-                        v.get("data"),
-                    ),
-                    None => (String::new(), None),
-                };
-                self.connect_error(&msg, data);
             }
         }
     }

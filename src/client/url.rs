@@ -43,7 +43,9 @@ impl Target {
             return Err(format!("{url}: missing host"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let end = v6.find(']').ok_or_else(|| format!("{url}: bad IPv6 host"))?;
+            let end = v6
+                .find(']')
+                .ok_or_else(|| format!("{url}: bad IPv6 host"))?;
             let port = v6[end + 1..].strip_prefix(':');
             (&authority[..end + 2], port)
         } else {
@@ -69,11 +71,12 @@ impl Target {
         } else {
             format!("{host}:{port}")
         };
-        let mut path = path.trim_end_matches('/').to_string();
-        if !path.starts_with('/') {
-            path.insert(0, '/');
-        }
-        path.push('/');
+        let trimmed = path.trim_matches('/');
+        let path = if trimmed.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{trimmed}/")
+        };
         Ok(Target {
             addr: format!("{host}:{port}"),
             host_header,
@@ -154,7 +157,10 @@ mod tests {
         );
         assert_eq!(t.query, "&token=a%20b&x=1");
         let t = Target::parse("http://[::1]:8080/", "/socket.io/").unwrap();
-        assert_eq!((t.addr.as_str(), t.host_header.as_str()), ("[::1]:8080", "[::1]:8080"));
+        assert_eq!(
+            (t.addr.as_str(), t.host_header.as_str()),
+            ("[::1]:8080", "[::1]:8080")
+        );
         let t = Target::parse("localhost:9", "/").unwrap();
         assert_eq!((t.addr.as_str(), t.path.as_str()), ("localhost:9", "/"));
         assert!(Target::parse("https://x", "/").is_err());
@@ -172,7 +178,10 @@ mod tests {
             "/socket.io/?EIO=4&transport=websocket&sid=s1&a%20b=c%26d"
         );
         let u = t.uri(Transport::Polling, None);
-        assert!(u.starts_with("/socket.io/?EIO=4&transport=polling&t="), "{u}");
+        assert!(
+            u.starts_with("/socket.io/?EIO=4&transport=polling&t="),
+            "{u}"
+        );
         assert!(u.ends_with("&a%20b=c%26d"));
     }
 }

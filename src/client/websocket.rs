@@ -14,8 +14,8 @@ use super::notify::wait_until;
 use super::{ClientError, Config, Transport};
 use crate::proto::eio::{OutPacket, Packet};
 use crate::proto::ws::{
-    accept_key, apply_mask, close_payload, client_frame, encode_header, Decoder, Message,
-    OpCode, Role,
+    accept_key, apply_mask, client_frame, close_payload, encode_header, Decoder, Message, OpCode,
+    Role,
 };
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -104,7 +104,9 @@ impl WsConn {
     /// Connects and performs the upgrade handshake (`sid` when probing from polling).
     pub async fn connect(cfg: &Config, sid: Option<&str>) -> Result<WsConn, ClientError> {
         let io = |e: std::io::Error| ClientError::Io(e.to_string());
-        let mut stream = TcpStream::connect(cfg.target.addr.as_str()).await.map_err(io)?;
+        let mut stream = TcpStream::connect(cfg.target.addr.as_str())
+            .await
+            .map_err(io)?;
         let _ = stream.set_nodelay(true);
         let mut nonce = [0u8; 16];
         let _ = getrandom::fill(&mut nonce);
@@ -179,7 +181,10 @@ impl WsConn {
                     return Packet::decode_text(t)
                         .map_err(|e| ClientError::WebSocket(format!("bad packet: {e:?}")))
                 }
-                Message::Ping(p) => self.send_raw(client_frame(OpCode::Pong, &p, mask())).await?,
+                Message::Ping(p) => {
+                    self.send_raw(client_frame(OpCode::Pong, &p, mask()))
+                        .await?
+                }
                 Message::Pong(_) => {}
                 _ => return Err(ClientError::WebSocket("unexpected message".into())),
             }
@@ -210,7 +215,12 @@ pub(crate) fn start(sh: &Rc<Shared>, ws: WsConn) {
     sh.spawn(write_loop(sh.clone(), w));
 }
 
-async fn read_loop(sh: Rc<Shared>, mut r: OwnedReadHalf<TcpStream>, mut buf: BytesMut, mut dec: Decoder) {
+async fn read_loop(
+    sh: Rc<Shared>,
+    mut r: OwnedReadHalf<TcpStream>,
+    mut buf: BytesMut,
+    mut dec: Decoder,
+) {
     loop {
         match next_message(&mut r, &mut buf, &mut dec).await {
             Ok(Message::Text(t)) => match Packet::decode_text(t) {
@@ -219,7 +229,10 @@ async fn read_loop(sh: Rc<Shared>, mut r: OwnedReadHalf<TcpStream>, mut buf: Byt
             },
             Ok(Message::Binary(b)) => sh.on_packet(Packet::Binary(b)),
             Ok(Message::Ping(p)) => {
-                sh.st.borrow_mut().ws_control.push_back(client_frame(OpCode::Pong, &p, mask()));
+                sh.st
+                    .borrow_mut()
+                    .ws_control
+                    .push_back(client_frame(OpCode::Pong, &p, mask()));
                 sh.notify.notify();
             }
             Ok(Message::Pong(_)) => {}
@@ -234,7 +247,9 @@ async fn write_loop(sh: Rc<Shared>, mut w: OwnedWriteHalf<TcpStream>) {
         wait_until(&[&sh.notify], || {
             let st = sh.st.borrow();
             !st.ws_control.is_empty()
-                || (st.transport == Transport::WebSocket && !st.upgrading && !st.write_buf.is_empty())
+                || (st.transport == Transport::WebSocket
+                    && !st.upgrading
+                    && !st.write_buf.is_empty())
         })
         .await;
         let out = {
@@ -271,7 +286,11 @@ pub(crate) async fn probe(sh: Rc<Shared>) {
         Ok(ws) => ws,
         Err(e) => return tracing::debug!(error = %e, "upgrade probe failed"),
     };
-    if ws.send_raw(client_frame(OpCode::Text, b"2probe", mask())).await.is_err() {
+    if ws
+        .send_raw(client_frame(OpCode::Text, b"2probe", mask()))
+        .await
+        .is_err()
+    {
         return;
     }
     match ws.next_text().await {
@@ -291,7 +310,8 @@ pub(crate) async fn probe(sh: Rc<Shared>) {
         if st.closed.is_some() {
             return;
         }
-        st.write_buf.push_front(OutPacket::Text(Bytes::from_static(b"5")));
+        st.write_buf
+            .push_front(OutPacket::Text(Bytes::from_static(b"5")));
         st.transport = Transport::WebSocket;
         st.upgrading = false;
     }

@@ -11,6 +11,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use smallvec::SmallVec;
 use std::ops::Range;
 
+mod json;
+pub use json::{validate as validate_json, JsonError};
+
 /// Socket.IO packet types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -79,43 +82,7 @@ pub enum ParseError {
     TooDeep,
 }
 
-/// Deepest JSON nesting accepted in a packet. Node crashes on 100k levels; sonic-rs validates
-/// nested containers recursively (about 54 KB of stack per level in debug builds, far less in
-/// release), so the limit is checked first, iteratively. Shard threads get 16 MiB stacks.
-pub const MAX_DEPTH: usize = 64;
-
-/// Iterative nesting check (strings and escapes skipped). Payloads shorter than the limit
-/// cannot exceed it and are not scanned.
-fn check_depth(d: &[u8]) -> Result<(), ParseError> {
-    if d.len() <= MAX_DEPTH {
-        return Ok(());
-    }
-    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
-    for &c in d {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
-                esc = true;
-            } else if c == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_str = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(ParseError::TooDeep);
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
+pub use json::MAX_DEPTH;
 
 /// A decoded packet; every field borrows the received `Bytes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +97,9 @@ pub struct Packet {
     pub attachments: usize,
     /// The raw JSON payload (possibly empty).
     pub data: Bytes,
+    /// Events: the event name's range and the argument ranges in `data`; acks: an empty name
+    /// range and the argument ranges. Computed once by [`decode`].
+    pub parts: Option<(Range<u32>, ArgRanges)>,
 }
 
 const ROOT: Bytes = Bytes::from_static(b"/");
@@ -147,6 +117,9 @@ pub const RESERVED_EVENTS: [&str; 6] = [
 /// Decodes one Socket.IO packet from an Engine.IO message (without its `4`).
 pub fn decode(msg: Bytes, max_attachments: usize) -> Result<Packet, ParseError> {
     let b: &[u8] = &msg;
+    if simdutf8::basic::from_utf8(b).is_err() {
+        return Err(ParseError::InvalidJson);
+    }
     let kind = b
         .first()
         .and_then(|&c| Kind::from_byte(c))
@@ -197,90 +170,59 @@ pub fn decode(msg: Bytes, max_attachments: usize) -> Result<Packet, ParseError> 
         );
     }
     let data = msg.slice(i..);
-    let p = Packet {
-        kind,
-        nsp,
-        id,
-        attachments,
-        data,
-    };
-    validate(&p)?;
+    let mut p = Packet { kind, nsp, id, attachments, data, parts: None };
+    p.parts = validate(&p)?;
     Ok(p)
 }
 
-fn first_non_ws(d: &[u8]) -> Option<u8> {
-    d.iter().copied().find(|c| !c.is_ascii_whitespace())
+fn validate(p: &Packet) -> Result<Option<(Range<u32>, ArgRanges)>, ParseError> {
+    let d = &p.data[..];
+    let empty = d.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
+    match p.kind {
+        Kind::Connect if empty => Ok(None),
+        Kind::Connect => {
+            check_json(d)?;
+            match d.iter().find(|c| !c.is_ascii_whitespace()) {
+                Some(b'{') => Ok(None),
+                _ => Err(ParseError::InvalidPayload),
+            }
+        }
+        Kind::Disconnect if empty => Ok(None),
+        Kind::Disconnect => Err(ParseError::InvalidPayload),
+        Kind::ConnectError => check_json(d).map(|_| None),
+        Kind::Event | Kind::BinaryEvent => event_name(d).map(Some),
+        Kind::Ack | Kind::BinaryAck => split_array(d).map(|a| Some((0..0, a))),
+    }
 }
 
-fn validate(p: &Packet) -> Result<(), ParseError> {
-    let d = &p.data[..];
-    check_depth(d)?;
-    match p.kind {
-        Kind::Connect => match first_non_ws(d) {
-            None => Ok(()),
-            Some(b'{') => check_json(d),
-            Some(_) => {
-                check_json(d)?;
-                Err(ParseError::InvalidPayload)
-            }
-        },
-        Kind::Disconnect => {
-            if first_non_ws(d).is_none() {
-                Ok(())
-            } else {
-                Err(ParseError::InvalidPayload)
-            }
-        }
-        Kind::ConnectError => check_json(d),
-        Kind::Event | Kind::BinaryEvent => {
-            event_name(d)?;
-            Ok(())
-        }
-        Kind::Ack | Kind::BinaryAck => split_array(d).map(|_| ()),
+fn json_err(e: json::JsonError) -> ParseError {
+    match e {
+        json::JsonError::Invalid => ParseError::InvalidJson,
+        json::JsonError::TooDeep => ParseError::TooDeep,
     }
 }
 
 fn check_json(d: &[u8]) -> Result<(), ParseError> {
-    sonic_rs::from_slice::<sonic_rs::LazyValue>(d)
-        .map(|_| ())
-        .map_err(|_| ParseError::InvalidJson)
+    json::validate(d).map_err(json_err)
 }
 
 /// Byte ranges of the elements of a JSON array.
 pub type ArgRanges = SmallVec<[Range<u32>; 4]>;
 
-/// Splits a JSON array into raw element ranges, validating the whole array (no trailing bytes).
-pub fn split_array(d: &[u8]) -> Result<SmallVec<[Range<u32>; 4]>, ParseError> {
-    match first_non_ws(d) {
-        Some(b'[') => {}
-        None => return Err(ParseError::InvalidPayload),
-        Some(_) => {
-            check_json(d)?;
-            return Err(ParseError::InvalidPayload);
-        }
-    }
-    let base = d.as_ptr() as usize;
+/// Splits a JSON array into raw element ranges, validating the whole document (no trailing
+/// bytes). Valid JSON that is not an array is `InvalidPayload`.
+pub fn split_array(d: &[u8]) -> Result<ArgRanges, ParseError> {
     let mut out = SmallVec::new();
-    let mut end = d.iter().position(|&c| c == b'[').unwrap() + 1;
-    for item in sonic_rs::to_array_iter(d) {
-        let v = item.map_err(|_| ParseError::InvalidJson)?;
-        let raw = v.as_raw_str();
-        let s = raw.as_ptr() as usize - base;
-        end = s + raw.len();
-        out.push(s as u32..end as u32);
+    let is_array = json::split_array(d, |r| out.push(r.start as u32..r.end as u32)).map_err(json_err)?;
+    if is_array {
+        Ok(out)
+    } else {
+        Err(ParseError::InvalidPayload)
     }
-    // after the last element: whitespace, ']', whitespace, nothing else
-    let mut rest = d[end..]
-        .iter()
-        .copied()
-        .skip_while(|c| c.is_ascii_whitespace());
-    if rest.next() != Some(b']') || rest.any(|c| !c.is_ascii_whitespace()) {
-        return Err(ParseError::InvalidJson);
-    }
-    Ok(out)
 }
 
-/// Splits an event payload into the raw event name (a JSON string) and argument ranges.
+/// Splits an event payload into the raw event name (a JSON string or number) and argument
+/// ranges; refuses reserved event names.
 pub fn event_name(d: &[u8]) -> Result<(Range<u32>, ArgRanges), ParseError> {
     let mut items = split_array(d)?;
     if items.is_empty() {
@@ -290,8 +232,14 @@ pub fn event_name(d: &[u8]) -> Result<(Range<u32>, ArgRanges), ParseError> {
     let raw = &d[name.start as usize..name.end as usize];
     match raw.first() {
         Some(b'"') => {
-            let s: String = sonic_rs::from_slice(raw).map_err(|_| ParseError::InvalidJson)?;
-            if RESERVED_EVENTS.contains(&s.as_str()) {
+            let plain = &raw[1..raw.len() - 1];
+            let reserved = if plain.contains(&b'\\') {
+                let s: String = sonic_rs::from_slice(raw).map_err(|_| ParseError::InvalidJson)?;
+                RESERVED_EVENTS.contains(&s.as_str())
+            } else {
+                RESERVED_EVENTS.iter().any(|r| r.as_bytes() == plain)
+            };
+            if reserved {
                 return Err(ParseError::InvalidPayload);
             }
         }
@@ -299,6 +247,20 @@ pub fn event_name(d: &[u8]) -> Result<(Range<u32>, ArgRanges), ParseError> {
         _ => return Err(ParseError::InvalidPayload),
     }
     Ok((name, items))
+}
+
+/// The event name of a validated event packet as text (unescaped when needed).
+pub fn event_str<'a>(d: &'a [u8], name: &Range<u32>) -> Result<std::borrow::Cow<'a, str>, ParseError> {
+    let raw = &d[name.start as usize..name.end as usize];
+    if raw.first() != Some(&b'"') {
+        return std::str::from_utf8(raw).map(Into::into).map_err(|_| ParseError::InvalidJson);
+    }
+    let plain = &raw[1..raw.len() - 1];
+    if plain.contains(&b'\\') {
+        sonic_rs::from_slice::<String>(raw).map(Into::into).map_err(|_| ParseError::InvalidJson)
+    } else {
+        std::str::from_utf8(plain).map(Into::into).map_err(|_| ParseError::InvalidJson)
+    }
 }
 
 /// Writes the header of a packet, Engine.IO `4` prefix included: `4<type>[<n>-][<nsp>,][<id>]`.
