@@ -18,7 +18,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -58,10 +58,32 @@ async fn write(stream: &mut TcpStream, data: Bytes) -> bool {
     stream.write_all(data).await.0.is_ok()
 }
 
+/// Registers a connection's fd with its shard for the shutdown sweep.
+pub(crate) struct ConnGuard(RawFd);
+
+impl ConnGuard {
+    pub(crate) fn new(fd: RawFd) -> ConnGuard {
+        shard().conns.borrow_mut().insert(fd);
+        ConnGuard(fd)
+    }
+    /// The fd leaves this shard (moved to another one).
+    fn release(self) {
+        shard().conns.borrow_mut().remove(&self.0);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        shard().conns.borrow_mut().remove(&self.0);
+    }
+}
+
 /// Serves one accepted connection.
 pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let sh = shard();
+    let guard = ConnGuard::new(stream.as_raw_fd());
     let mut buf = BytesMut::new();
     loop {
         let head = loop {
@@ -200,6 +222,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                 match sid {
                     Some(sid) if sid.shard() != sh.id => {
                         let leftover = buf.split().freeze();
+                        guard.release();
                         let fd = stream.into_raw_fd();
                         let msg = MovedWs {
                             fd,
@@ -416,6 +439,7 @@ pub(crate) async fn adopt_ws(m: MovedWs) {
     let Ok(stream) = TcpStream::from_std(std_stream) else {
         return;
     };
+    let _guard = ConnGuard::new(stream.as_raw_fd());
     let mut buf = BytesMut::with_capacity(m.leftover.len());
     buf.extend_from_slice(&m.leftover);
     ws_conn::run(stream, *m.head, m.ep, Some(m.sid), buf, peer).await;

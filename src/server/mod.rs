@@ -477,6 +477,7 @@ impl ShardCtx {
             endpoints,
             sessions: Default::default(),
             tombstones: Default::default(),
+            conns: Default::default(),
             timers: Rc::new(Timers::default()),
             peers,
             adapter: Default::default(),
@@ -572,10 +573,14 @@ async fn shard_main(
             }
         }
     };
+    let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     monoio::select! {
         _ = accept => {}
         _ = inbox => {}
     }
+    // an accept may still be in flight: shutting the socket down completes it, so the
+    // listener really closes when dropped below
+    writer::shutdown_fd(listen_fd);
     // let close frames and final polling answers go out
     monoio::time::sleep(Duration::from_millis(100)).await;
 }

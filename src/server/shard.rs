@@ -198,6 +198,9 @@ pub(crate) struct ShardCtx {
     /// Polling sessions the client closed with `1` while no GET was pending: a GET racing the
     /// close (sent together with it) is answered `6` once, as if it had been pending.
     pub tombstones: RefCell<HashMap<Sid, Instant>>,
+    /// File descriptors of this shard's open connections (shut down at server shutdown so
+    /// their tasks end and the sockets close).
+    pub conns: RefCell<std::collections::HashSet<i32>>,
     pub timers: Rc<Timers>,
     pub peers: Arc<Peers>,
     pub adapter: crate::adapter::LocalAdapter,
@@ -282,6 +285,11 @@ pub(crate) async fn run_inbox(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
                 let all: Vec<_> = ctx.sessions.borrow().values().cloned().collect();
                 for s in all {
                     s.close(crate::DisconnectReason::ServerShuttingDown);
+                }
+                // let close frames and final answers go out, then end every connection task
+                monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+                for &fd in ctx.conns.borrow().iter() {
+                    super::writer::shutdown_fd(fd);
                 }
                 return;
             }

@@ -191,7 +191,11 @@ impl Scanner<'_> {
 
 /// Validates one complete JSON document (surrounding whitespace allowed).
 pub fn validate(b: &[u8]) -> Result<(), JsonError> {
-    let mut s = Scanner { b, i: 0, max: MAX_DEPTH };
+    let mut s = Scanner {
+        b,
+        i: 0,
+        max: MAX_DEPTH,
+    };
     s.value()?;
     s.ws();
     if s.i == b.len() {
@@ -205,7 +209,11 @@ pub fn validate(b: &[u8]) -> Result<(), JsonError> {
 /// top-level element. Returns `Ok(false)` for valid JSON that is not an array.
 pub fn split_array(b: &[u8], mut each: impl FnMut(Range<usize>)) -> Result<bool, JsonError> {
     // elements sit inside the array: one level less for them
-    let mut s = Scanner { b, i: 0, max: MAX_DEPTH - 1 };
+    let mut s = Scanner {
+        b,
+        i: 0,
+        max: MAX_DEPTH - 1,
+    };
     s.ws();
     if s.peek() != Some(b'[') {
         validate(b)?;
@@ -251,23 +259,67 @@ mod tests {
     #[test]
     fn accepts_valid_json() {
         for s in [
-            "0", "-0", "1.5e10", "-12.25E-3", "true", "false", "null", r#""a\"b\\c\u00e9\n""#, "[]", "{}", " [ 1 , 2 ] ",
-            r#"{"a":[1,{"b":null}],"c":"d"}"#, "[[],[[]],{}]", r#""é""#,
+            "0",
+            "-0",
+            "1.5e10",
+            "-12.25E-3",
+            "true",
+            "false",
+            "null",
+            r#""a\"b\\c\u00e9\n""#,
+            "[]",
+            "{}",
+            " [ 1 , 2 ] ",
+            r#"{"a":[1,{"b":null}],"c":"d"}"#,
+            "[[],[[]],{}]",
+            r#""é""#,
         ] {
             assert!(ok(s), "{s}");
-            assert!(sonic_rs::from_str::<sonic_rs::Value>(s).is_ok(), "sonic agrees on {s}");
+            assert!(
+                sonic_rs::from_str::<sonic_rs::Value>(s).is_ok(),
+                "sonic agrees on {s}"
+            );
         }
     }
 
     #[test]
     fn refuses_invalid_json() {
         for s in [
-            "", " ", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "[1,]", "[,1]", "{,}", r#"{"a"}"#, r#"{"a":}"#,
-            r#"{"a":1,}"#, r#"{1:2}"#, "[1 2]", "[1", "]", r#""abc"#, "\"a\u{1}\"", r#""\x""#, r#""\u12G4""#, "[]]",
-            "{}x", "[\"a\"]x", "NaN", "[1]\n,",
+            "",
+            " ",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "tru",
+            "nul",
+            "[1,]",
+            "[,1]",
+            "{,}",
+            r#"{"a"}"#,
+            r#"{"a":}"#,
+            r#"{"a":1,}"#,
+            r#"{1:2}"#,
+            "[1 2]",
+            "[1",
+            "]",
+            r#""abc"#,
+            "\"a\u{1}\"",
+            r#""\x""#,
+            r#""\u12G4""#,
+            "[]]",
+            "{}x",
+            "[\"a\"]x",
+            "NaN",
+            "[1]\n,",
         ] {
             assert!(!ok(s), "{s:?}");
-            assert!(sonic_rs::from_str::<sonic_rs::Value>(s).is_err(), "sonic agrees on {s:?}");
+            assert!(
+                sonic_rs::from_str::<sonic_rs::Value>(s).is_err(),
+                "sonic agrees on {s:?}"
+            );
         }
     }
 
@@ -275,8 +327,15 @@ mod tests {
     fn splits_top_level_elements() {
         let b = br#" ["ev", 1 ,{"a":[1,2]}, "x,]" ,[[]]] "#;
         let mut parts = Vec::new();
-        assert_eq!(split_array(b, |r| parts.push(std::str::from_utf8(&b[r]).unwrap().to_string())), Ok(true));
-        assert_eq!(parts, vec![r#""ev""#, "1", r#"{"a":[1,2]}"#, r#""x,]""#, "[[]]"]);
+        assert_eq!(
+            split_array(b, |r| parts
+                .push(std::str::from_utf8(&b[r]).unwrap().to_string())),
+            Ok(true)
+        );
+        assert_eq!(
+            parts,
+            vec![r#""ev""#, "1", r#"{"a":[1,2]}"#, r#""x,]""#, "[[]]"]
+        );
         assert_eq!(split_array(b"{}", |_| {}), Ok(false));
         assert_eq!(split_array(b"[]", |_| panic!()), Ok(true));
         assert_eq!(split_array(b"[1,]", |_| {}), Err(JsonError::Invalid));

@@ -170,7 +170,14 @@ pub fn decode(msg: Bytes, max_attachments: usize) -> Result<Packet, ParseError> 
         );
     }
     let data = msg.slice(i..);
-    let mut p = Packet { kind, nsp, id, attachments, data, parts: None };
+    let mut p = Packet {
+        kind,
+        nsp,
+        id,
+        attachments,
+        data,
+        parts: None,
+    };
     p.parts = validate(&p)?;
     Ok(p)
 }
@@ -213,7 +220,8 @@ pub type ArgRanges = SmallVec<[Range<u32>; 4]>;
 /// bytes). Valid JSON that is not an array is `InvalidPayload`.
 pub fn split_array(d: &[u8]) -> Result<ArgRanges, ParseError> {
     let mut out = SmallVec::new();
-    let is_array = json::split_array(d, |r| out.push(r.start as u32..r.end as u32)).map_err(json_err)?;
+    let is_array =
+        json::split_array(d, |r| out.push(r.start as u32..r.end as u32)).map_err(json_err)?;
     if is_array {
         Ok(out)
     } else {
@@ -250,16 +258,25 @@ pub fn event_name(d: &[u8]) -> Result<(Range<u32>, ArgRanges), ParseError> {
 }
 
 /// The event name of a validated event packet as text (unescaped when needed).
-pub fn event_str<'a>(d: &'a [u8], name: &Range<u32>) -> Result<std::borrow::Cow<'a, str>, ParseError> {
+pub fn event_str<'a>(
+    d: &'a [u8],
+    name: &Range<u32>,
+) -> Result<std::borrow::Cow<'a, str>, ParseError> {
     let raw = &d[name.start as usize..name.end as usize];
     if raw.first() != Some(&b'"') {
-        return std::str::from_utf8(raw).map(Into::into).map_err(|_| ParseError::InvalidJson);
+        return std::str::from_utf8(raw)
+            .map(Into::into)
+            .map_err(|_| ParseError::InvalidJson);
     }
     let plain = &raw[1..raw.len() - 1];
     if plain.contains(&b'\\') {
-        sonic_rs::from_slice::<String>(raw).map(Into::into).map_err(|_| ParseError::InvalidJson)
+        sonic_rs::from_slice::<String>(raw)
+            .map(Into::into)
+            .map_err(|_| ParseError::InvalidJson)
     } else {
-        std::str::from_utf8(plain).map(Into::into).map_err(|_| ParseError::InvalidJson)
+        std::str::from_utf8(plain)
+            .map(Into::into)
+            .map_err(|_| ParseError::InvalidJson)
     }
 }
 
