@@ -21,6 +21,19 @@ pub enum JsonError {
     TooDeep,
 }
 
+/// Bytes that end the fast path inside a string: `"`, `\\` and control characters.
+static STRING_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
@@ -43,6 +56,10 @@ impl Scanner<'_> {
         // at the opening quote
         self.i += 1;
         loop {
+            // fast path: skip plain bytes
+            while self.i < self.b.len() && !STRING_SPECIAL[self.b[self.i] as usize] {
+                self.i += 1;
+            }
             let c = *self.b.get(self.i).ok_or(JsonError::Invalid)?;
             self.i += 1;
             match c {
