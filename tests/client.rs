@@ -4,6 +4,8 @@
 //!
 //! Every scenario runs on a monoio runtime in the test thread under a hard time limit; Node runs
 //! as a child process killed on drop.
+// test bookkeeping shared by handlers on several shards (a test, not a shard)
+#![allow(clippy::disallowed_types)]
 
 use bytes::Bytes;
 use ringio::client::{AckError, ClientAck, ClientBuilder, ClientError, ClientSocket, Transport};
