@@ -18,11 +18,12 @@ use ringio::proto::{eio, http, sio, ws};
 /// - `sonic-value`: a Socket.IO argument need not parse as `sonic_rs::Value`; it is checked with
 ///   the JSON.parse grammar instead (sonic-rs' full parser refuses lone surrogate escapes and
 ///   numbers that overflow f64, which Node's JSON.parse accepts).
-/// - `bad-u-escape`: the JSON.parse grammar check accepts `\u` not followed by 4 hex digits.
+/// - `bad-u-escape`: the JSON.parse grammar check accepts `\u` followed by any 4 bytes (as
+///   sonic-rs' lazy skip does, even a `"`), not only 4 hex digits.
 /// - `formfeed`: the JSON.parse grammar check treats form feed (0x0C) as whitespace.
-/// - `non-utf8`: `sio_packet` does not pass input that is not UTF-8 to `sio::decode` (sonic-rs'
-///   `LazyValue` parse of a CONNECT / CONNECT_ERROR payload with a non-UTF-8 byte trips a
-///   debug assertion, and is `from_utf8_unchecked` UB in release builds).
+/// - `non-utf8`: `sio_packet` skips input that is not UTF-8 (sonic-rs' `LazyValue` parse, used
+///   by `sio::decode` for CONNECT / CONNECT_ERROR payloads and non-array ACK/EVENT payloads, trips
+///   a debug assertion on a non-UTF-8 byte, and is `from_utf8_unchecked` UB in release builds).
 pub fn known(id: &str) -> bool {
     static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     KNOWN
@@ -583,9 +584,10 @@ pub mod node_json {
                                 self.i += 1;
                                 let hex = self.d.len() >= self.i + 4
                                     && self.d[self.i..self.i + 4].iter().all(u8::is_ascii_hexdigit);
-                                if hex {
+                                if hex || (known("bad-u-escape") && self.d.len() >= self.i + 4) {
+                                    // sonic-rs skips any 4 bytes after `\u`, quotes included.
                                     self.i += 4;
-                                } else if !known("bad-u-escape") {
+                                } else {
                                     return false;
                                 }
                             }
@@ -647,13 +649,19 @@ fn check_event_name(d: &[u8]) -> bool {
 /// acks are JSON arrays; the data is the packet's suffix; re-encoding (`encode` for plain kinds,
 /// `write_header` + data for binary kinds) and decoding again gives the same packet.
 pub fn sio_packet(data: &[u8]) {
-    // The helpers on the raw input too (they also run on untrusted data).
-    check_split_array(data);
-    check_event_name(data);
-
     if known("non-utf8") && std::str::from_utf8(data).is_err() {
         return;
     }
+    // The helpers on the raw input too. `decode` refuses non-UTF-8 before calling them, so on
+    // such input they only have to not panic.
+    if std::str::from_utf8(data).is_ok() {
+        check_split_array(data);
+        check_event_name(data);
+    } else {
+        let _ = sio::split_array(data);
+        let _ = sio::event_name(data);
+    }
+
     let msg = Bytes::copy_from_slice(data);
     let Ok(p) = sio::decode(msg.clone(), SIO_MAX_ATTACHMENTS) else {
         return;

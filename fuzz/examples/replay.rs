@@ -12,7 +12,7 @@
 //!   --seed X       RNG seed (default: fixed; same seed, same inputs)
 //!   FILE           a path that exists is run against every named target (or all)
 //!
-//! Build and run: cargo run --release --no-default-features --bin replay -- --iters 100000
+//! Build and run (from fuzz/): cargo run --release --no-default-features --example replay -- --iters 100000
 
 use std::io::Write;
 use std::panic;
