@@ -1,7 +1,287 @@
-//! `loadtest`: the load-test harness for Socket.IO servers (skeleton; scenarios land with the
-//! harness issue).
+//! `loadtest`: the load-test harness for Socket.IO servers (ringio, Node socket.io).
+//!
+//! `cargo run --release -p loadtest` runs a short default suite against `ringio serve` (built
+//! first when target/release/ringio is missing). Scenarios: `idle`, `echo`, `fanout`, `suite`;
+//! `compare` runs scenarios against ringio and Node's socket.io 4.8 one after another and prints
+//! them side by side with ratios. Method: /work/shared/docs/benchmarking.md; handler set:
+//! bench-handlers.md.
+
+mod client;
+mod report;
+mod scenario;
+mod server;
+
+use clap::{Parser, Subcommand};
+use report::RunResult;
+use scenario::{Params, Scenario};
+use server::Server;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "loadtest",
+    about = "Load-test harness for Socket.IO servers: ringio vs Node socket.io",
+    long_about = "Without a subcommand: a short suite (idle 1000 conns, echo 5 s, fanout 1000 x 10) \
+                  against `ringio serve`, building target/release/ringio first if missing."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+struct Opts {
+    /// Measure an external server (http://host:port) instead of starting ringio.
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// Pid of the external server, to read its CPU time and RSS from /proc.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Client threads (one monoio runtime each); default: one per core.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Shards of the ringio server started by the harness; default: one per core.
+    #[arg(long, global = true)]
+    shards: Option<usize>,
+    /// Connections (idle), in-flight connections (echo) or receivers (fanout), for every
+    /// scenario run; the per-scenario options below take precedence.
+    #[arg(long, short = 'c', global = true)]
+    conns: Option<usize>,
+    /// idle: connections (default 2000; suite 1000).
+    #[arg(long, global = true)]
+    idle_conns: Option<usize>,
+    /// echo: connections, each with one echo+ack in flight (default 200).
+    #[arg(long, global = true)]
+    echo_conns: Option<usize>,
+    /// fanout: receivers (default 2000; suite 1000).
+    #[arg(long, global = true)]
+    fanout_receivers: Option<usize>,
+    /// Connection arrival rate per second of the connect ramp (default 1000).
+    #[arg(long, global = true)]
+    rate: Option<f64>,
+    /// idle: seconds to hold the connections open (default 5).
+    #[arg(long, global = true)]
+    hold: Option<f64>,
+    /// echo: measured seconds (default 10; suite 5).
+    #[arg(long, short = 'd', global = true)]
+    duration: Option<f64>,
+    /// echo: length of the echoed string (default 48).
+    #[arg(long, global = true, default_value_t = 48)]
+    payload_len: usize,
+    /// fanout: number of broadcasts (default 20; suite 10).
+    #[arg(long, short = 'b', global = true)]
+    broadcasts: Option<usize>,
+    /// fanout: milliseconds between broadcasts (default 100).
+    #[arg(long, global = true, default_value_t = 100)]
+    interval_ms: u64,
+    /// Write the results as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// Do not build the ringio binary when it is missing.
+    #[arg(long, global = true)]
+    no_build: bool,
+}
+
+#[derive(Subcommand, Clone, Debug)]
+enum Cmd {
+    /// Open C connections at a fixed arrival rate, hold them: server RSS per connection.
+    Idle,
+    /// Closed loop: C connections each keep one echo with ack in flight: acks/s, RTT, CPU/op.
+    Echo,
+    /// C receivers on "/", one sender emits `bcast` null every interval: time to the LAST
+    /// receiver, deliveries/s, server CPU per delivery.
+    Fanout,
+    /// The short default suite: idle 1000, echo 5 s, fanout 1000 x 10.
+    Suite,
+    /// The same scenario(s) against ringio and Node socket.io 4.8, side by side with ratios.
+    Compare {
+        /// Scenarios to compare (default: echo).
+        #[arg(value_enum)]
+        scenarios: Vec<Scenario>,
+        /// Servers, in order (ringio, node).
+        #[arg(long, value_delimiter = ',', default_value = "ringio,node")]
+        servers: Vec<String>,
+    },
+    /// Run one scenario by name (same as the subcommands).
+    Run {
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+    },
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn params(s: Scenario, o: &Opts, suite: bool) -> Params {
+    let conns = match s {
+        Scenario::Idle => o
+            .idle_conns
+            .or(o.conns)
+            .unwrap_or(if suite { 1000 } else { 2000 }),
+        Scenario::Echo => o.echo_conns.or(o.conns).unwrap_or(200),
+        Scenario::Fanout => {
+            o.fanout_receivers
+                .or(o.conns)
+                .unwrap_or(if suite { 1000 } else { 2000 })
+        }
+    };
+    Params {
+        scenario: s,
+        conns,
+        rate: o.rate.unwrap_or(1000.0).max(1.0),
+        hold: Duration::from_secs_f64(o.hold.unwrap_or(5.0)),
+        duration: Duration::from_secs_f64(o.duration.unwrap_or(if suite { 5.0 } else { 10.0 })),
+        payload_len: o.payload_len,
+        broadcasts: o.broadcasts.unwrap_or(if suite { 10 } else { 20 }).max(1),
+        interval: Duration::from_millis(o.interval_ms),
+        threads: o.threads.unwrap_or_else(cores).max(1),
+    }
+}
+
+/// Raises the soft open-file limit to the hard one; returns the soft limit now in force.
+fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        }
+        r.rlim_cur as u64
+    }
+}
+
+fn start(kind: &str, o: &Opts) -> Result<Server, String> {
+    if let Some(url) = &o.url {
+        return Server::external(url, o.server_pid);
+    }
+    let shards = o.shards.unwrap_or_else(cores).max(1);
+    match kind {
+        "ringio" => Server::start_ringio(shards, !o.no_build),
+        "node" => Server::start_node(),
+        other => Err(format!("unknown server {other:?} (ringio, node)")),
+    }
+}
+
+fn run_one(kind: &str, p: &Params, o: &Opts) -> Result<RunResult, String> {
+    let mut srv = start(kind, o)?;
+    eprintln!(
+        "loadtest: {} on {} ({}), pid {}",
+        p.scenario.name(),
+        srv.label,
+        srv.addr,
+        srv.pid.map_or("?".into(), |p| p.to_string())
+    );
+    let r = scenario::run(&srv, p);
+    srv.stop();
+    if let (Err(_), Some(log)) = (&r, &srv.log) {
+        eprintln!("loadtest: server log: {}", log.display());
+    }
+    r
+}
+
+fn machine_json() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|x| x.trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    serde_json::json!({ "cores": cores(), "cpu": cpu, "kernel": kernel })
+}
 
 fn main() {
-    eprintln!("loadtest: scenarios are not implemented yet (see BENCHMARKS.md)");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let o = cli.opts.clone();
+    let nofile = raise_nofile();
+    let cmd = cli.cmd.unwrap_or(Cmd::Suite);
+    let (suite, scenarios, servers): (bool, Vec<Scenario>, Vec<String>) = match &cmd {
+        Cmd::Idle => (false, vec![Scenario::Idle], vec!["ringio".into()]),
+        Cmd::Echo => (false, vec![Scenario::Echo], vec!["ringio".into()]),
+        Cmd::Fanout => (false, vec![Scenario::Fanout], vec!["ringio".into()]),
+        Cmd::Run { scenario } => (false, vec![*scenario], vec!["ringio".into()]),
+        Cmd::Suite => (
+            true,
+            vec![Scenario::Idle, Scenario::Echo, Scenario::Fanout],
+            vec!["ringio".into()],
+        ),
+        Cmd::Compare { scenarios, servers } => {
+            if o.url.is_some() {
+                eprintln!("loadtest: compare starts its own servers; --url is not allowed");
+                std::process::exit(2);
+            }
+            let sc = if scenarios.is_empty() {
+                vec![Scenario::Echo]
+            } else {
+                scenarios.clone()
+            };
+            (false, sc, servers.clone())
+        }
+    };
+    let compare = matches!(cmd, Cmd::Compare { .. });
+    let mut all: Vec<RunResult> = Vec::new();
+    let mut failed = false;
+    for s in &scenarios {
+        let p = params(*s, &o, suite);
+        if (p.conns + 1) as u64 + 64 > nofile {
+            eprintln!(
+                "loadtest: {} connections exceed this process's open-file limit ({nofile}); \
+                 lower --conns (several generator processes are not supported yet)",
+                p.conns
+            );
+            std::process::exit(2);
+        }
+        let mut group = Vec::new();
+        for kind in &servers {
+            match run_one(kind, &p, &o) {
+                Ok(r) => {
+                    if !compare {
+                        report::print_single(&r);
+                    }
+                    group.push(r);
+                }
+                Err(e) => {
+                    eprintln!("loadtest: {} on {kind}: {e}", s.name());
+                    failed = true;
+                }
+            }
+            if compare {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        if compare {
+            for r in &group {
+                report::print_single(r);
+            }
+            report::print_compare(&group);
+        }
+        all.extend(group);
+    }
+    if let Some(path) = &o.json {
+        match report::write_json(path, &all, machine_json()) {
+            Ok(()) => eprintln!("loadtest: results written to {}", path.display()),
+            Err(e) => {
+                eprintln!("loadtest: cannot write {}: {e}", path.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,869 @@
+//! The scenarios (idle, echo, fanout) on a thread-per-core client runner: N client threads, each
+//! with its own monoio runtime, connections split between them (connection i on thread i % N).
+//! The main thread only coordinates (through atomics) and samples the server's /proc figures at
+//! phase boundaries.
+
+use crate::client::{Conn, Msg, Registry};
+use crate::report::{Better, Row, RunResult};
+use crate::server::{self, ProcSample, Server};
+use hdrhistogram::Histogram;
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Which scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    Idle,
+    Echo,
+    Fanout,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Idle => "idle",
+            Scenario::Echo => "echo",
+            Scenario::Fanout => "fanout",
+        }
+    }
+}
+
+/// Parameters of one scenario run.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub scenario: Scenario,
+    pub conns: usize,
+    /// connection arrival rate (per second) of the connect ramp
+    pub rate: f64,
+    /// idle: hold time
+    pub hold: Duration,
+    /// echo: measured duration
+    pub duration: Duration,
+    /// echo: payload string length
+    pub payload_len: usize,
+    /// fanout: broadcasts and their spacing
+    pub broadcasts: usize,
+    pub interval: Duration,
+    pub threads: usize,
+}
+
+impl Params {
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::json!({
+            "scenario": self.scenario.name(),
+            "conns": self.conns,
+            "connect_rate_per_s": self.rate,
+            "client_threads": self.threads,
+        });
+        let o = m.as_object_mut().expect("object");
+        match self.scenario {
+            Scenario::Idle => {
+                o.insert("hold_s".into(), self.hold.as_secs_f64().into());
+            }
+            Scenario::Echo => {
+                o.insert("duration_s".into(), self.duration.as_secs_f64().into());
+                o.insert("payload_len".into(), self.payload_len.into());
+                o.insert("in_flight_per_conn".into(), 1.into());
+            }
+            Scenario::Fanout => {
+                o.insert("broadcasts".into(), self.broadcasts.into());
+                o.insert(
+                    "interval_ms".into(),
+                    (self.interval.as_secs_f64() * 1000.0).into(),
+                );
+            }
+        }
+        m
+    }
+
+    pub fn describe(&self) -> String {
+        let what = match self.scenario {
+            Scenario::Idle => format!(
+                "{} conns at {}/s, hold {} s",
+                self.conns,
+                self.rate,
+                self.hold.as_secs_f64()
+            ),
+            Scenario::Echo => format!(
+                "{} conns x 1 echo+ack in flight, {} s, {}-byte string",
+                self.conns,
+                self.duration.as_secs_f64(),
+                self.payload_len
+            ),
+            Scenario::Fanout => format!(
+                "{} receivers + 1 sender, {} bcast every {} ms",
+                self.conns,
+                self.broadcasts,
+                self.interval.as_millis()
+            ),
+        };
+        format!("{what}, {} client threads", self.threads)
+    }
+}
+
+/// State shared between the coordinator and the client threads.
+struct Shared {
+    target: SocketAddr,
+    host_header: String,
+    bind_src: bool,
+    params: Params,
+    /// the connect ramp's start: `base` + this many ns (set before `ramp`)
+    base: Instant,
+    ramp_start_ns: AtomicU64,
+    ramp: AtomicBool,
+    go: AtomicBool,
+    stop: AtomicBool,
+    connected: AtomicUsize,
+    failed: AtomicUsize,
+    dropped: AtomicUsize,
+    delivered: AtomicU64,
+    sender_ready: AtomicBool,
+    sender_done: AtomicBool,
+    sender_failed: AtomicBool,
+    first_error: OnceLock<String>,
+}
+
+impl Shared {
+    fn note_error(&self, e: &std::io::Error) {
+        let _ = self.first_error.set(e.to_string());
+    }
+    fn src(&self, i: usize) -> Option<IpAddr> {
+        self.bind_src
+            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 200) as u8)))
+    }
+}
+
+/// What one client thread hands back.
+struct ThreadOut {
+    connect: Histogram<u64>,
+    rtt: Histogram<u64>,
+    ops: u64,
+    failures: u64,
+    /// fanout: (seq, receive instant) per delivery to a receiver
+    recv: Vec<(u64, Instant)>,
+    /// fanout: (seq, send instant, ack rtt) per broadcast (thread 0 only)
+    sends: Vec<(u64, Instant, Duration)>,
+}
+
+fn hist() -> Histogram<u64> {
+    // microseconds, up to 10 minutes, 3 significant digits
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
+}
+
+fn new_out() -> ThreadOut {
+    ThreadOut {
+        connect: hist(),
+        rtt: hist(),
+        ops: 0,
+        failures: 0,
+        recv: Vec::new(),
+        sends: Vec::new(),
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
+    match monoio::time::timeout(
+        CONNECT_TIMEOUT,
+        Conn::connect(sh.target, sh.src(i), &sh.host_header, Some(reg), i as u64),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect + handshake timed out",
+        )),
+    }
+}
+
+async fn wait_flag(f: &AtomicBool, stop: &AtomicBool) {
+    while !f.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) {
+        monoio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Receiver task (idle and fanout): connect, then read until the connection ends; fanout
+/// deliveries are recorded.
+async fn reader(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
+    let t0 = Instant::now();
+    let mut conn = match open(&sh, i, &reg).await {
+        Ok(c) => c,
+        Err(e) => {
+            sh.note_error(&e);
+            sh.failed.fetch_add(1, Ordering::AcqRel);
+            out.borrow_mut().failures += 1;
+            return;
+        }
+    };
+    let _ = out
+        .borrow_mut()
+        .connect
+        .record(t0.elapsed().as_micros().max(1) as u64);
+    sh.connected.fetch_add(1, Ordering::AcqRel);
+    loop {
+        match conn.next().await {
+            Ok(Msg::Event { b_seq: Some(seq) }) => {
+                out.borrow_mut().recv.push((seq, Instant::now()));
+                sh.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Msg::Disconnect) => {
+                if !sh.stop.load(Ordering::Acquire) {
+                    sh.dropped.fetch_add(1, Ordering::AcqRel);
+                }
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if !sh.stop.load(Ordering::Acquire) {
+                    sh.note_error(&e);
+                    sh.dropped.fetch_add(1, Ordering::AcqRel);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Echo task: connect, wait for GO, then keep one echo+ack in flight until STOP.
+async fn echoer(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
+    let t0 = Instant::now();
+    let mut conn = match open(&sh, i, &reg).await {
+        Ok(c) => c,
+        Err(e) => {
+            sh.note_error(&e);
+            sh.failed.fetch_add(1, Ordering::AcqRel);
+            out.borrow_mut().failures += 1;
+            return;
+        }
+    };
+    let _ = out
+        .borrow_mut()
+        .connect
+        .record(t0.elapsed().as_micros().max(1) as u64);
+    sh.connected.fetch_add(1, Ordering::AcqRel);
+    wait_flag(&sh.go, &sh.stop).await;
+    let body = format!("[\"echo\",\"{}\"]", "x".repeat(sh.params.payload_len));
+    while !sh.stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        let r = async {
+            let id = conn.emit_with_ack(&body).await?;
+            conn.wait_ack(id).await
+        }
+        .await;
+        match r {
+            Ok(_) => {
+                if !sh.stop.load(Ordering::Relaxed) {
+                    let mut o = out.borrow_mut();
+                    let _ = o.rtt.record(t.elapsed().as_micros().max(1) as u64);
+                    o.ops += 1;
+                }
+            }
+            Err(e) => {
+                if !sh.stop.load(Ordering::Acquire) {
+                    sh.note_error(&e);
+                    sh.dropped.fetch_add(1, Ordering::AcqRel);
+                    out.borrow_mut().failures += 1;
+                }
+                return;
+            }
+        }
+    }
+    conn.close().await;
+}
+
+/// Fanout sender (thread 0): `bcast` null every interval, waiting for each ack.
+async fn sender(sh: Arc<Shared>, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
+    let idx = sh.params.conns; // an index past the receivers
+    let mut conn = match open(&sh, idx, &reg).await {
+        Ok(c) => c,
+        Err(e) => {
+            sh.note_error(&e);
+            sh.sender_failed.store(true, Ordering::Release);
+            return;
+        }
+    };
+    sh.sender_ready.store(true, Ordering::Release);
+    wait_flag(&sh.go, &sh.stop).await;
+    let start = Instant::now();
+    for k in 0..sh.params.broadcasts {
+        let slot = start + sh.params.interval * k as u32;
+        let now = Instant::now();
+        if slot > now {
+            monoio::time::sleep(slot - now).await;
+        }
+        if sh.stop.load(Ordering::Acquire) {
+            break;
+        }
+        let t = Instant::now();
+        let r = async {
+            let id = conn.emit_with_ack("[\"bcast\",null]").await?;
+            conn.wait_ack(id).await
+        }
+        .await;
+        match r {
+            Ok(Some(seq)) => out.borrow_mut().sends.push((seq, t, t.elapsed())),
+            Ok(None) => {
+                sh.note_error(&std::io::Error::other("bcast ack without a numeric seq"));
+                sh.sender_failed.store(true, Ordering::Release);
+                break;
+            }
+            Err(e) => {
+                sh.note_error(&e);
+                sh.sender_failed.store(true, Ordering::Release);
+                break;
+            }
+        }
+    }
+    sh.sender_done.store(true, Ordering::Release);
+    // stay connected (and drain our own `b` copies) until the run stops
+    while !sh.stop.load(Ordering::Acquire) {
+        if conn.next().await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn client_thread(t: usize, sh: Arc<Shared>) -> ThreadOut {
+    let p = sh.params.clone();
+    let reg = Registry::default();
+    let out = Rc::new(RefCell::new(new_out()));
+    let active = Rc::new(Cell::new(0usize));
+    wait_flag(&sh.ramp, &sh.stop).await;
+    let start = sh.base + Duration::from_nanos(sh.ramp_start_ns.load(Ordering::Acquire));
+    let spawn_tracked = |fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
+        let active = active.clone();
+        active.set(active.get() + 1);
+        monoio::spawn(async move {
+            fut.await;
+            active.set(active.get() - 1);
+        });
+    };
+    let mut i = t;
+    while i < p.conns {
+        if sh.stop.load(Ordering::Acquire) {
+            break;
+        }
+        let slot = start + Duration::from_secs_f64(i as f64 / p.rate);
+        let now = Instant::now();
+        if slot > now {
+            monoio::time::sleep(slot - now).await;
+        }
+        let (sh2, reg2, out2) = (sh.clone(), reg.clone(), out.clone());
+        match p.scenario {
+            Scenario::Echo => spawn_tracked(Box::pin(echoer(sh2, i, reg2, out2))),
+            _ => spawn_tracked(Box::pin(reader(sh2, i, reg2, out2))),
+        }
+        i += p.threads;
+    }
+    if p.scenario == Scenario::Fanout && t == 0 {
+        spawn_tracked(Box::pin(sender(sh.clone(), reg.clone(), out.clone())));
+    }
+    wait_flag(&sh.stop, &sh.stop).await;
+    // let closed-loop tasks notice STOP, then cut whatever still waits on a read
+    let grace = Instant::now() + Duration::from_secs(2);
+    while active.get() > 0 && Instant::now() < grace && p.scenario == Scenario::Echo {
+        monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+    reg.shutdown_all();
+    let cap = Instant::now() + Duration::from_secs(5);
+    while active.get() > 0 && Instant::now() < cap {
+        monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = std::mem::replace(&mut *out.borrow_mut(), new_out());
+    r
+}
+
+fn spawn_clients(sh: &Arc<Shared>) -> Vec<std::thread::JoinHandle<ThreadOut>> {
+    (0..sh.params.threads)
+        .map(|t| {
+            let sh = sh.clone();
+            std::thread::Builder::new()
+                .name(format!("client-{t}"))
+                .spawn(move || {
+                    let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                        .enable_timer()
+                        .with_entries(4096)
+                        .build()
+                        .expect("monoio runtime");
+                    rt.block_on(client_thread(t, sh))
+                })
+                .expect("spawn client thread")
+        })
+        .collect()
+}
+
+/// A coordinator-side snapshot: server /proc figures, client CPU, machine CPU.
+#[derive(Clone, Copy)]
+struct Meter {
+    srv: Option<ProcSample>,
+    client_ns: u64,
+    machine: (u64, u64),
+    at: Instant,
+}
+
+fn meter(s: &Server) -> Meter {
+    Meter {
+        srv: s.sample(),
+        client_ns: server::self_cpu_ns(),
+        machine: server::machine_cpu(),
+        at: Instant::now(),
+    }
+}
+
+/// CPU figures over a window between two meters.
+struct Window {
+    wall_s: f64,
+    server_cpu_ns: Option<u64>,
+    server_cores: Option<f64>,
+    client_cores: f64,
+    machine_busy: f64,
+}
+
+fn window(a: &Meter, b: &Meter) -> Window {
+    let wall_s = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+    let server_cpu_ns = match (a.srv, b.srv) {
+        (Some(x), Some(y)) => Some(y.cpu_ns.saturating_sub(x.cpu_ns)),
+        _ => None,
+    };
+    let client_ns = b.client_ns.saturating_sub(a.client_ns);
+    let (db, dt) = (
+        b.machine.0.saturating_sub(a.machine.0),
+        b.machine.1.saturating_sub(a.machine.1),
+    );
+    Window {
+        wall_s,
+        server_cpu_ns,
+        server_cores: server_cpu_ns.map(|n| n as f64 / 1e9 / wall_s),
+        client_cores: client_ns as f64 / 1e9 / wall_s,
+        machine_busy: if dt > 0 { db as f64 / dt as f64 } else { 0.0 },
+    }
+}
+
+/// True when the client limited the figure: its threads were ~100% busy, or the machine was
+/// saturated by this client and the server alone (other load under 0.25 core) and the client
+/// used at least as much CPU as the server.
+fn client_bound(w: &Window, threads: usize, other_cores: f64) -> bool {
+    let util = w.client_cores / threads as f64;
+    util >= 0.9
+        || (w.machine_busy >= 0.95
+            && other_cores < 0.25
+            && w.client_cores >= w.server_cores.unwrap_or(0.0))
+}
+
+fn cpu_rows(rows: &mut Vec<Row>, w: &Window, threads: usize) {
+    rows.push(Row::new(
+        "server_cpu_cores",
+        "server CPU (cores busy)",
+        w.server_cores,
+        "",
+        Better::Info,
+    ));
+    rows.push(Row::new(
+        "client_cpu_util",
+        "client CPU (% of its threads)",
+        Some(100.0 * w.client_cores / threads as f64),
+        "%",
+        Better::Info,
+    ));
+    rows.push(Row::new(
+        "machine_busy",
+        "machine CPU busy",
+        Some(100.0 * w.machine_busy),
+        "%",
+        Better::Info,
+    ));
+}
+
+fn merge(outs: Vec<ThreadOut>) -> ThreadOut {
+    let mut m = new_out();
+    for o in outs {
+        let _ = m.connect.add(&o.connect);
+        let _ = m.rtt.add(&o.rtt);
+        m.ops += o.ops;
+        m.failures += o.failures;
+        m.recv.extend(o.recv);
+        m.sends.extend(o.sends);
+    }
+    m
+}
+
+fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    done()
+}
+
+/// Runs one scenario against `srv`.
+pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
+    let bind_src = srv.addr.ip().is_loopback();
+    let sh = Arc::new(Shared {
+        target: srv.addr,
+        host_header: srv.host_header.clone(),
+        bind_src,
+        params: p.clone(),
+        base: Instant::now(),
+        ramp_start_ns: AtomicU64::new(0),
+        ramp: AtomicBool::new(false),
+        go: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        connected: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        dropped: AtomicUsize::new(0),
+        delivered: AtomicU64::new(0),
+        sender_ready: AtomicBool::new(false),
+        sender_done: AtomicBool::new(false),
+        sender_failed: AtomicBool::new(false),
+        first_error: OnceLock::new(),
+    });
+    let handles = spawn_clients(&sh);
+    std::thread::sleep(Duration::from_millis(200)); // runtimes up, server settled
+    let m0 = meter(srv);
+    let ramp_at = sh.base.elapsed() + Duration::from_millis(5);
+    sh.ramp_start_ns
+        .store(ramp_at.as_nanos() as u64, Ordering::Release);
+    sh.ramp.store(true, Ordering::Release);
+    let n = p.conns;
+    let ramp_budget = Duration::from_secs_f64(n as f64 / p.rate) + Duration::from_secs(15);
+    let ramp_done = wait_until(Instant::now() + ramp_budget, || {
+        sh.connected.load(Ordering::Acquire) + sh.failed.load(Ordering::Acquire) >= n
+            && (p.scenario != Scenario::Fanout
+                || sh.sender_ready.load(Ordering::Acquire)
+                || sh.sender_failed.load(Ordering::Acquire))
+    });
+    let m1 = meter(srv);
+    let connected = sh.connected.load(Ordering::Acquire);
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    if !ramp_done {
+        notes.push(format!(
+            "connect ramp incomplete: {connected}/{n} connected after {:.1} s",
+            ramp_budget.as_secs_f64()
+        ));
+    }
+    let ramp_w = window(&m0, &m1);
+    let wbound;
+    match p.scenario {
+        Scenario::Idle => {
+            std::thread::sleep(p.hold);
+            let m2 = meter(srv);
+            let hold_w = window(&m1, &m2);
+            sh.stop.store(true, Ordering::Release);
+            let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
+            let failures = sh.failed.load(Ordering::Acquire) + sh.dropped.load(Ordering::Acquire);
+            rows.push(Row::new(
+                "connections",
+                "connections open",
+                Some(connected as f64),
+                "",
+                Better::Info,
+            ));
+            rows.push(Row::new(
+                "ops_per_s",
+                "connects/s (ramp)",
+                Some(connected as f64 / ramp_w.wall_s),
+                "/s",
+                Better::Higher,
+            ));
+            rows.extend(Row::latency("connect", "connect+handshake", &out.connect));
+            rows.push(Row::new(
+                "failures",
+                "failures",
+                Some(failures as f64),
+                "",
+                Better::Lower,
+            ));
+            let rss = match (m0.srv, m2.srv) {
+                (Some(a), Some(b)) => Some((a.rss_kb, b.rss_kb)),
+                _ => None,
+            };
+            rows.push(Row::new(
+                "rss_per_conn_kb",
+                "server RSS per connection",
+                rss.map(|(a, b)| (b as f64 - a as f64) / connected.max(1) as f64),
+                "KB",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "rss_before_mb",
+                "server RSS before",
+                rss.map(|(a, _)| a as f64 / 1024.0),
+                "MB",
+                Better::Info,
+            ));
+            rows.push(Row::new(
+                "rss_after_mb",
+                "server RSS after hold",
+                rss.map(|(_, b)| b as f64 / 1024.0),
+                "MB",
+                Better::Info,
+            ));
+            rows.push(Row::new(
+                "server_cpu_us_per_op",
+                "server CPU per connect",
+                ramp_w
+                    .server_cpu_ns
+                    .map(|ns| ns as f64 / 1000.0 / connected.max(1) as f64),
+                "us",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "server_cpu_hold_pct",
+                "server CPU while idle (hold)",
+                hold_w.server_cores.map(|c| c * 100.0),
+                "%",
+                Better::Lower,
+            ));
+            cpu_rows(&mut rows, &ramp_w, p.threads);
+            wbound = ramp_w;
+        }
+        Scenario::Echo => {
+            let m2 = meter(srv);
+            sh.go.store(true, Ordering::Release);
+            std::thread::sleep(p.duration);
+            let m3 = meter(srv);
+            sh.stop.store(true, Ordering::Release);
+            let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
+            let w = window(&m2, &m3);
+            let failures = sh.failed.load(Ordering::Acquire) + sh.dropped.load(Ordering::Acquire);
+            rows.push(Row::new(
+                "ops_per_s",
+                "echo acks/s",
+                Some(out.ops as f64 / w.wall_s),
+                "/s",
+                Better::Higher,
+            ));
+            rows.extend(Row::latency("rtt", "echo RTT", &out.rtt));
+            rows.push(Row::new(
+                "failures",
+                "failures",
+                Some(failures as f64),
+                "",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "server_cpu_us_per_op",
+                "server CPU per echo+ack",
+                w.server_cpu_ns
+                    .map(|ns| ns as f64 / 1000.0 / out.ops.max(1) as f64),
+                "us",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "rss_per_conn_kb",
+                "server RSS per connection",
+                match (m0.srv, m2.srv) {
+                    (Some(a), Some(b)) => {
+                        Some((b.rss_kb as f64 - a.rss_kb as f64) / connected.max(1) as f64)
+                    }
+                    _ => None,
+                },
+                "KB",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "connections",
+                "connections",
+                Some(connected as f64),
+                "",
+                Better::Info,
+            ));
+            cpu_rows(&mut rows, &w, p.threads);
+            wbound = w;
+        }
+        Scenario::Fanout => {
+            std::thread::sleep(Duration::from_millis(300));
+            let m2 = meter(srv);
+            sh.go.store(true, Ordering::Release);
+            let expected = (connected * p.broadcasts) as u64;
+            let sched = p.interval * p.broadcasts as u32;
+            // all deliveries, or 10 s past the sender's last broadcast
+            let mut done_at: Option<Instant> = None;
+            let hard = Instant::now() + sched + Duration::from_secs(60);
+            wait_until(hard, || {
+                if sh.delivered.load(Ordering::Acquire) >= expected
+                    && sh.sender_done.load(Ordering::Acquire)
+                {
+                    return true;
+                }
+                if sh.sender_done.load(Ordering::Acquire)
+                    || sh.sender_failed.load(Ordering::Acquire)
+                {
+                    let d = *done_at.get_or_insert_with(Instant::now);
+                    return d.elapsed() > Duration::from_secs(10);
+                }
+                false
+            });
+            let m3 = meter(srv);
+            sh.stop.store(true, Ordering::Release);
+            let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
+            let w = window(&m2, &m3);
+            // per broadcast: time from sending to the LAST receiver having it
+            let mut per_seq: std::collections::HashMap<u64, (usize, Instant)> =
+                std::collections::HashMap::new();
+            let sends: std::collections::HashMap<u64, Instant> =
+                out.sends.iter().map(|(s, t, _)| (*s, *t)).collect();
+            let mut delivery = hist();
+            let mut delivered = 0u64;
+            for (seq, at) in &out.recv {
+                let Some(sent) = sends.get(seq) else { continue };
+                delivered += 1;
+                let _ =
+                    delivery.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
+                let e = per_seq.entry(*seq).or_insert((0, *at));
+                e.0 += 1;
+                if *at > e.1 {
+                    e.1 = *at;
+                }
+            }
+            let mut last = hist();
+            let mut incomplete = 0;
+            let mut first_send: Option<Instant> = None;
+            let mut last_recv: Option<Instant> = None;
+            for (seq, sent) in &sends {
+                first_send = Some(first_send.map_or(*sent, |f| f.min(*sent)));
+                if let Some((cnt, at)) = per_seq.get(seq) {
+                    last_recv = Some(last_recv.map_or(*at, |l| l.max(*at)));
+                    let _ =
+                        last.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
+                    if *cnt < connected {
+                        incomplete += 1;
+                    }
+                }
+            }
+            let expected = (connected * sends.len()) as u64;
+            let missing = expected.saturating_sub(delivered)
+                + (connected * (p.broadcasts - sends.len().min(p.broadcasts))) as u64;
+            let span = match (first_send, last_recv) {
+                (Some(a), Some(b)) => b.duration_since(a).as_secs_f64().max(1e-9),
+                _ => w.wall_s,
+            };
+            if incomplete > 0 {
+                notes.push(format!(
+                    "{incomplete} broadcast(s) did not reach every receiver: their latency is that of the last receiver that got it"
+                ));
+            }
+            if sh.sender_failed.load(Ordering::Acquire) {
+                notes.push("the sender failed; broadcasts not sent count as missing".into());
+            }
+            rows.push(Row::new(
+                "ops_per_s",
+                "deliveries/s",
+                Some(delivered as f64 / span),
+                "/s",
+                Better::Higher,
+            ));
+            rows.extend(Row::latency("last", "send -> LAST receiver", &last));
+            rows.extend(
+                Row::latency("delivery", "send -> each delivery", &delivery)
+                    .into_iter()
+                    .filter(|r| r.key.ends_with("p50") || r.key.ends_with("p99")),
+            );
+            rows.push(Row::new(
+                "failures",
+                "failures (missing deliveries)",
+                Some((missing + sh.failed.load(Ordering::Acquire) as u64) as f64),
+                "",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "server_cpu_us_per_op",
+                "server CPU per delivery",
+                w.server_cpu_ns
+                    .map(|ns| ns as f64 / 1000.0 / delivered.max(1) as f64),
+                "us",
+                Better::Lower,
+            ));
+            let ack: Vec<f64> = out
+                .sends
+                .iter()
+                .map(|s| s.2.as_secs_f64() * 1000.0)
+                .collect();
+            rows.push(Row::new(
+                "bcast_ack_ms_max",
+                "bcast ack RTT, max",
+                ack.iter().copied().reduce(f64::max),
+                "ms",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "broadcasts",
+                "broadcasts sent",
+                Some(sends.len() as f64),
+                "",
+                Better::Info,
+            ));
+            rows.push(Row::new(
+                "deliveries",
+                "deliveries",
+                Some(delivered as f64),
+                "",
+                Better::Info,
+            ));
+            rows.push(Row::new(
+                "rss_per_conn_kb",
+                "server RSS per connection",
+                match (m0.srv, m2.srv) {
+                    (Some(a), Some(b)) => {
+                        Some((b.rss_kb as f64 - a.rss_kb as f64) / connected.max(1) as f64)
+                    }
+                    _ => None,
+                },
+                "KB",
+                Better::Lower,
+            ));
+            cpu_rows(&mut rows, &w, p.threads);
+            wbound = w;
+        }
+    }
+    if let Some(e) = sh.first_error.get() {
+        notes.push(format!("first error: {e}"));
+    }
+    if srv.pid.is_none() {
+        notes.push("no server pid: server CPU and RSS not measured (use --server-pid)".into());
+    }
+    // CPU used by processes other than this client and the server (others' builds, ...)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let other =
+        (wbound.machine_busy * cores - wbound.client_cores - wbound.server_cores.unwrap_or(0.0))
+            .max(0.0);
+    rows.push(Row::new(
+        "other_load_cores",
+        "other processes' CPU (cores)",
+        Some(other),
+        "",
+        Better::Info,
+    ));
+    // a fixed arrival rate that was met is not limited by anyone
+    let rate_met = p.scenario == Scenario::Idle
+        && rows
+            .iter()
+            .find(|r| r.key == "ops_per_s")
+            .and_then(|r| r.value)
+            .is_some_and(|v| v >= 0.9 * p.rate);
+    let cb = !rate_met && client_bound(&wbound, p.threads, other);
+    if other > 0.25 {
+        notes.push(format!(
+            "the machine was shared: other processes used {other:.2} of {cores} cores during the measured phase; figures are noisy"
+        ));
+    }
+    Ok(RunResult {
+        scenario: p.scenario.name().into(),
+        server: srv.label.clone(),
+        server_kind: srv.kind.name().into(),
+        description: p.describe(),
+        params: p.to_json(),
+        rows,
+        client_bound: cb,
+        notes,
+    })
+}
