@@ -224,7 +224,9 @@ impl LocalAdapter {
             }
         } else {
             msg.rooms.iter().fold(0, |m, r| {
-                m | sh.peers.presence.shards(sh.peers.presence.slot(&msg.ns, r))
+                // a socket id is also the (virtual) room of that socket, on its owner shard
+                let own = Sid::parse(r).map_or(0, |sid| 1u64 << (sid.shard() & 63));
+                m | own | sh.peers.presence.shards(sh.peers.presence.slot(&msg.ns, r))
             })
         };
         let msg = Arc::new(msg);
@@ -303,12 +305,18 @@ pub(crate) fn deliver_local(sh: &ShardCtx, msg: &BroadcastMsg) {
     let rooms = a.rooms.borrow();
     let by_room = rooms.get(&*msg.ns);
     let mut targets: Vec<Socket> = Vec::new();
-    if let Some(by_room) = by_room {
-        for r in &msg.except {
-            for s in by_room.get(&**r).into_iter().flat_map(|m| m.values()) {
-                s.0.mark.set(seq + 1);
-            }
-        }
+    let sockets = ns.sockets.borrow();
+    // the members of a room: joined sockets, plus the socket whose id names the room
+    let members = |r: &str| {
+        let joined = by_room
+            .and_then(|b| b.get(r))
+            .into_iter()
+            .flat_map(|m| m.values());
+        let own = Sid::parse(r).and_then(|sid| sockets.get(&sid));
+        joined.chain(own)
+    };
+    for r in &msg.except {
+        members(r).for_each(|s| s.0.mark.set(seq + 1));
     }
     let mut visit = |s: &Socket| {
         let m = s.0.mark.get();
@@ -318,16 +326,13 @@ pub(crate) fn deliver_local(sh: &ShardCtx, msg: &BroadcastMsg) {
         }
     };
     if msg.rooms.is_empty() {
-        ns.sockets.borrow().values().for_each(&mut visit);
-    } else if let Some(by_room) = by_room {
+        sockets.values().for_each(&mut visit);
+    } else {
         for r in &msg.rooms {
-            by_room
-                .get(&**r)
-                .into_iter()
-                .flat_map(|m| m.values())
-                .for_each(&mut visit);
+            members(r).for_each(&mut visit);
         }
     }
+    drop(sockets);
     drop(rooms);
     apply(sh, &msg.op, targets);
 }

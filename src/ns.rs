@@ -133,7 +133,9 @@ type ConnectFn = Rc<dyn Fn(Socket)>;
 ///         let token: Option<String> = socket.auth_field("token");
 ///         if token.as_deref() == Some("secret") { Ok(()) } else { Err(ringio::ConnectError::new("not authorized")) }
 ///     });
-///     ns.on_connect(|socket| socket.emit("hello", ("world",)));
+///     ns.on_connect(|socket| {
+///         socket.emit("hello", ("world",));
+///     });
 ///     ns.on("msg", |socket: Socket, (text,): (String,), ack: AckSender| {
 ///         socket.broadcast().emit("msg", (text,));
 ///         ack.send(("ok",));

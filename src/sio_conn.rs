@@ -169,8 +169,8 @@ fn connect(sess: &Rc<Session>, p: sio::Packet) {
     }
     socket.0.connected.set(true);
     ns.sockets.borrow_mut().insert(socket.sid(), socket.clone());
-    let own_room = socket.id().to_string();
-    socket.join(&own_room);
+    // every socket is in the room named by its id: that room is virtual (looked up through the
+    // namespace's socket index), so it costs no room entry per connection
     sess.send(OutPacket::Text(sio::connect_ok(name, socket.id())));
     for f in &ns.def.on_connect {
         f(socket.clone());

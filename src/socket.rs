@@ -345,12 +345,9 @@ impl Socket {
     }
     /// The rooms this socket is in (its own id included).
     pub fn rooms(&self) -> Vec<String> {
-        self.0
-            .rooms
-            .borrow()
-            .iter()
-            .map(|r| r.to_string())
-            .collect()
+        let mut v = vec![self.id().to_string()];
+        v.extend(self.0.rooms.borrow().iter().map(|r| r.to_string()));
+        v
     }
 
     /// Targets a room: the sender is included when it is a member.

@@ -44,7 +44,10 @@ pub(crate) struct MovedWs {
 
 /// Reads more bytes into `buf`; false on EOF or error.
 pub(crate) async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> bool {
-    if buf.capacity() - buf.len() < 512 {
+    if buf.is_empty() {
+        // release a consumed buffer (a keep-alive connection waits with 1 KiB, not 4)
+        *buf = BytesMut::with_capacity(1024);
+    } else if buf.capacity() - buf.len() < 512 {
         buf.reserve(4096);
     }
     let len = buf.len();
@@ -238,7 +241,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                             drop(unsafe { std::net::TcpStream::from_raw_fd(m.fd) });
                         }
                     }
-                    _ => ws_conn::run(stream, head, ep, sid, buf, peer).await,
+                    _ => ws_conn::run(stream, head, ep, sid, buf, peer, guard).await,
                 }
                 return;
             }
@@ -439,8 +442,8 @@ pub(crate) async fn adopt_ws(m: MovedWs) {
     let Ok(stream) = TcpStream::from_std(std_stream) else {
         return;
     };
-    let _guard = ConnGuard::new(stream.as_raw_fd());
+    let guard = ConnGuard::new(stream.as_raw_fd());
     let mut buf = BytesMut::with_capacity(m.leftover.len());
     buf.extend_from_slice(&m.leftover);
-    ws_conn::run(stream, *m.head, m.ep, Some(m.sid), buf, peer).await;
+    ws_conn::run(stream, *m.head, m.ep, Some(m.sid), buf, peer, guard).await;
 }

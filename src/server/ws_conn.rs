@@ -4,7 +4,7 @@
 //! The write half lives in the session (see `writer`); this task only reads. Protocol errors
 //! from the frame codec close the connection with their close code (1002, 1007, 1009).
 
-use super::conn::lookup;
+use super::conn::{lookup, ConnGuard};
 use super::session::{Out, Session, Sid, Transport};
 use super::shard::shard;
 use crate::proto::eio::{self, OutPacket, Packet};
@@ -24,26 +24,56 @@ enum ReadErr {
     Ws(WsError),
 }
 
-async fn next_message(
-    r: &mut OwnedReadHalf<TcpStream>,
-    buf: &mut BytesMut,
-    dec: &mut Decoder,
-) -> Result<Message, ReadErr> {
-    loop {
-        match dec.decode(buf) {
-            Ok(Some(m)) => return Ok(m),
-            Ok(None) => {}
-            Err(e) => return Err(ReadErr::Ws(e)),
+/// The read side of a WebSocket connection: the read half, the buffer, the frame decoder.
+///
+/// Reads are sized adaptively: an idle connection keeps one pending read of `hint` bytes
+/// (the buffer is released whenever it is fully consumed, so idle sockets hold no 4 KiB
+/// buffer); a read that fills its buffer doubles the next one, small reads shrink it back.
+pub(crate) struct Reader {
+    r: OwnedReadHalf<TcpStream>,
+    buf: BytesMut,
+    dec: Decoder,
+    hint: usize,
+}
+
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 64 * 1024;
+
+impl Reader {
+    async fn next(&mut self) -> Result<Message, ReadErr> {
+        loop {
+            match self.dec.decode(&mut self.buf) {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => return Err(ReadErr::Ws(e)),
+            }
+            if self.buf.is_empty() {
+                // drop the old allocation (it may still back zero-copy messages) and start small
+                self.buf = BytesMut::with_capacity(self.hint);
+            } else if self.buf.capacity() - self.buf.len() < self.hint / 2 {
+                self.buf.reserve(self.hint);
+            }
+            let (len, asked) = (self.buf.len(), self.buf.capacity() - self.buf.len());
+            let (res, slice) = self
+                .r
+                .read(std::mem::take(&mut self.buf).slice_mut(len..))
+                .await;
+            self.buf = slice.into_inner();
+            match res {
+                Ok(n) if n >= asked => self.hint = (self.hint * 2).min(READ_MAX),
+                Ok(n) if n > 0 => {
+                    if n < self.hint / 4 {
+                        self.hint = (self.hint / 2).max(READ_MIN);
+                    }
+                }
+                _ => return Err(ReadErr::Eof),
+            }
         }
-        if buf.capacity() - buf.len() < 512 {
-            buf.reserve(4096);
-        }
-        let len = buf.len();
-        let (res, slice) = r.read(std::mem::take(buf).slice_mut(len..)).await;
-        *buf = slice.into_inner();
-        if !matches!(res, Ok(n) if n > 0) {
-            return Err(ReadErr::Eof);
-        }
+    }
+
+    /// A decodable message already in the buffer, without reading.
+    fn buffered(&mut self) -> Result<Option<Message>, WsError> {
+        self.dec.decode(&mut self.buf)
     }
 }
 
@@ -57,8 +87,9 @@ pub(crate) async fn run(
     head: Head,
     ep: usize,
     sid: Option<Sid>,
-    mut buf: BytesMut,
+    buf: BytesMut,
     peer: SocketAddr,
+    guard: ConnGuard,
 ) {
     let sh = shard();
     let eng = &sh.cfg.endpoints[ep].engine;
@@ -97,8 +128,13 @@ pub(crate) async fn run(
         return;
     }
     let fd = stream.as_raw_fd();
-    let (mut r, w) = stream.into_split();
-    let mut dec = Decoder::new(Role::Server, eng.max_payload);
+    let (r, w) = stream.into_split();
+    let mut rd = Reader {
+        r,
+        buf,
+        dec: Decoder::new(Role::Server, eng.max_payload),
+        hint: READ_MIN,
+    };
     let sess = match target {
         None => {
             let s = Session::new(
@@ -121,12 +157,14 @@ pub(crate) async fn run(
             s.send(OutPacket::Text(open));
             s
         }
-        Some(s) => match probe(&s, &mut r, w, fd, &mut buf, &mut dec).await {
+        Some(s) => match probe(&s, &mut rd, w, fd).await {
             Some(()) => s,
             None => return,
         },
     };
-    read_loop(&sess, &mut r, &mut buf, &mut dec).await;
+    // the steady state runs in its own small task: the handshake's state (request head,
+    // HTTP buffers) is freed when this function returns
+    monoio::spawn(read_loop(sess, rd, guard));
 }
 
 /// The upgrade: answers `2probe`, waits for `5`, then moves the session onto this socket.
@@ -136,15 +174,13 @@ pub(crate) async fn run(
 /// GET racing the upgrade) can run on this shard.
 async fn probe(
     s: &Rc<Session>,
-    r: &mut OwnedReadHalf<TcpStream>,
+    rd: &mut Reader,
     mut w: monoio::io::OwnedWriteHalf<TcpStream>,
     fd: i32,
-    buf: &mut BytesMut,
-    dec: &mut Decoder,
 ) -> Option<()> {
     let mut pending: Vec<Out> = Vec::new();
     loop {
-        let msg = match dec.decode(buf) {
+        let msg = match rd.buffered() {
             Ok(Some(m)) => m,
             Ok(None) => {
                 for o in pending.drain(..) {
@@ -154,7 +190,7 @@ async fn probe(
                     };
                     w.write_all(frame).await.0.ok()?;
                 }
-                next_message(r, buf, dec).await.ok()?
+                rd.next().await.ok()?
             }
             Err(_) => return None,
         };
@@ -208,14 +244,9 @@ async fn probe(
     }
 }
 
-async fn read_loop(
-    sess: &Rc<Session>,
-    r: &mut OwnedReadHalf<TcpStream>,
-    buf: &mut BytesMut,
-    dec: &mut Decoder,
-) {
+async fn read_loop(sess: Rc<Session>, mut rd: Reader, _guard: ConnGuard) {
     loop {
-        match next_message(r, buf, dec).await {
+        match rd.next().await {
             Ok(Message::Text(t)) => match Packet::decode_text(t) {
                 Ok(p) => sess.on_packet(p),
                 Err(_) => sess.close(DisconnectReason::ParseError),
