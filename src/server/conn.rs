@@ -42,11 +42,14 @@ pub(crate) struct MovedWs {
     pub leftover: Bytes,
 }
 
+/// Size of a connection's read buffer while it waits for a request.
+const READ_MIN: usize = 512;
+
 /// Reads more bytes into `buf`; false on EOF or error.
 pub(crate) async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> bool {
     if buf.is_empty() {
-        // release a consumed buffer (a keep-alive connection waits with 1 KiB, not 4)
-        *buf = BytesMut::with_capacity(1024);
+        // release a consumed buffer: a waiting connection holds READ_MIN bytes, not 4 KiB
+        *buf = BytesMut::with_capacity(READ_MIN);
     } else if buf.capacity() - buf.len() < 512 {
         buf.reserve(4096);
     }
@@ -180,14 +183,15 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                 };
                 let origin = head.origin().map(str::to_string);
                 let resp = if sid.shard() == sh.id {
-                    poll_local(
+                    // boxed: only a request in progress pays for its state
+                    Box::pin(poll_local(
                         sid,
                         ep,
                         head.method,
                         body,
                         origin.as_deref(),
                         head.keep_alive,
-                    )
+                    ))
                     .await
                 } else {
                     let (tx, rx) = futures_channel::oneshot::channel();
@@ -241,7 +245,8 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
                             drop(unsafe { std::net::TcpStream::from_raw_fd(m.fd) });
                         }
                     }
-                    _ => ws_conn::run(stream, head, ep, sid, buf, peer, guard).await,
+                    // boxed: the accept loop's task stays small while it waits for a request
+                    _ => Box::pin(ws_conn::run(stream, head, ep, sid, buf, peer, guard)).await,
                 }
                 return;
             }

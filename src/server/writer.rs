@@ -169,6 +169,10 @@ pub(crate) async fn flush(sess: Rc<Session>) {
         st.writing = false;
         if !close && !failed {
             st.ws_writer = Some(w);
+            // an idle socket keeps no queue allocation
+            if st.out.is_empty() && st.out.capacity() > 0 {
+                st.out = Default::default();
+            }
             return;
         }
         st.ws_fd
