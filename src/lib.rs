@@ -33,8 +33,11 @@
 //! server/           monoio: shards, listeners, connections, sessions, timers, writer
 //! sio_conn.rs       Socket.IO layer of one connection (namespaces, binary reassembly)
 //! socket.rs ns.rs operators.rs   the user API
-//! adapter.rs        rooms index, presence table, cross-shard broadcast
+//! adapter.rs        rooms index, presence table, cross-shard broadcast and server-wide ops
 //! args.rs           raw arguments in, serialized arguments out, binary placeholders
+//! client/           the Rust client (same proto code, client role): tests and users
+//! demo.rs           the handler sets of `ringio serve` and `ringio conformance`
+//! listener.rs       SO_REUSEPORT listeners, refusing a port another socket holds
 //! ```
 //!
 //! # Data flow
