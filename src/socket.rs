@@ -38,6 +38,7 @@ pub(crate) struct SocketInner {
     acks: RefCell<HashMap<u64, AckSlot>>,
     next_ack: Cell<u64>,
     data: RefCell<Option<Box<dyn Any>>>,
+    shared: RefCell<Option<String>>,
     handlers: RefCell<Option<Box<Handlers>>>,
     on_disconnect: RefCell<Vec<DisconnectFn>>,
     queue: RefCell<VecDeque<Queued>>,
@@ -70,6 +71,8 @@ pub struct RemoteSocket {
     pub issued: u64,
     /// The CONNECT payload (raw JSON).
     pub auth: String,
+    /// The socket's shared data ([`Socket::set_shared_data`]) as raw JSON, if any.
+    pub data: Option<String>,
     ep: usize,
 }
 
@@ -85,6 +88,7 @@ impl RemoteSocket {
             address: hs.address,
             issued: hs.issued,
             auth: s.auth_raw().to_string(),
+            data: s.0.shared.borrow().clone(),
             ep: s.0.sess.upgrade().map_or(0, |x| x.ep),
         }
     }
@@ -191,6 +195,7 @@ impl Socket {
             acks: RefCell::new(HashMap::new()),
             next_ack: Cell::new(0),
             data: RefCell::new(None),
+            shared: RefCell::new(None),
             handlers: RefCell::new(None),
             on_disconnect: RefCell::new(Vec::new()),
             queue: RefCell::new(VecDeque::new()),
@@ -328,6 +333,19 @@ impl Socket {
     /// Stores per-socket data.
     pub fn set_data<T: 'static>(&self, v: T) {
         *self.0.data.borrow_mut() = Some(Box::new(v));
+    }
+    /// Stores per-socket data as JSON, visible to other shards in `fetch_sockets` (Node's
+    /// `socket.data`, which crosses servers serialized).
+    pub fn set_shared_data<T: serde::Serialize>(&self, v: &T) {
+        *self.0.shared.borrow_mut() = sonic_rs::to_string(v).ok();
+    }
+    /// The shared data (JSON) deserialized.
+    pub fn shared_data<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        self.0
+            .shared
+            .borrow()
+            .as_deref()
+            .and_then(|s| sonic_rs::from_str(s).ok())
     }
     /// Reads per-socket data.
     pub fn with_data<T: 'static, R>(&self, f: impl FnOnce(Option<&mut T>) -> R) -> R {

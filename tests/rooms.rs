@@ -18,6 +18,7 @@ fn server(
     tweak: impl FnOnce(ServerBuilder) -> ServerBuilder,
 ) -> RunningServer {
     let b = ringio::demo::bench(Server::builder()).ns("/", |ns| {
+        ns.on_connect(|s| s.set_shared_data(&s.id().to_string()));
         // {"to":[..],"except":[..],"tag":..}: Io::of("/").to(..).except(..).emit("x", tag)
         ns.on(
             "emit-to",
@@ -70,7 +71,13 @@ fn server(
                     .fetch_sockets()
                     .await
                     .into_iter()
-                    .map(|s| s.id)
+                    .map(|s| {
+                        // every socket's shared data is its own id (set on connect): it must
+                        // cross shards with the snapshot
+                        let want = format!("\"{}\"", s.id);
+                        assert_eq!(s.data.as_deref(), Some(want.as_str()), "shared data");
+                        s.id
+                    })
                     .collect();
                 ids.sort();
                 ack.send((ids,));
