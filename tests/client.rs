@@ -9,7 +9,9 @@
 
 use bytes::Bytes;
 use ringio::client::{AckError, ClientAck, ClientBuilder, ClientError, ClientSocket, Transport};
-use ringio::{AckSender, Binary, ConnectError, RawArgs, RunningServer, Server, Socket};
+mod common;
+
+use ringio::{AckSender, Binary, RawArgs, RunningServer, Server, Socket};
 use sonic_rs::JsonValueTrait;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -160,63 +162,23 @@ fn ringio_server(addr: SocketAddr) -> std::io::Result<RunningServer> {
 }
 
 fn ringio_builder(b: ringio::ServerBuilder) -> ringio::ServerBuilder {
-    ringio::demo::bench(b)
-        .ns("/", |ns| {
-            ns.on(
-                "drop-transport",
-                |socket: Socket, _: (), _ack: AckSender| socket.close_connection(),
-            );
-            ns.on_async(
-                "ask",
-                |socket: Socket, (x,): (sonic_rs::Value,), ack: AckSender| async move {
-                    let answer = socket
-                        .emit_with_ack("question", (x,), Duration::from_millis(500))
-                        .await;
-                    match answer {
-                        Ok(args) => ack.send(args),
-                        Err(_) => ack.send(("timeout",)),
-                    }
-                },
-            );
-            ns.on("flaky", |_s: Socket, (key,): (String,), ack: AckSender| {
-                let n = {
-                    let mut c = flaky_counts().lock().unwrap();
-                    let n = c.entry(key).or_default();
-                    *n += 1;
-                    *n
-                };
-                if n >= 2 {
-                    ack.send((n,));
-                }
-            });
-            ns.on("count", |_s: Socket, (key,): (String,), ack: AckSender| {
-                let n = flaky_counts().lock().unwrap().get(&key).copied();
-                ack.send((n.unwrap_or(0),));
-            });
-        })
-        .ns("/custom", |ns| {
-            ns.on("echo", |socket: Socket, args: RawArgs, ack: AckSender| {
-                if ack.expected() {
-                    ack.send(args)
-                } else {
-                    socket.emit("echo", args);
-                }
-            });
-        })
-        .ns("/secure", |ns| {
-            ns.use_middleware(|socket| {
-                if socket.auth_field::<String>("token").as_deref() == Some("secret") {
-                    Ok(())
-                } else {
-                    Err(ConnectError::new("not authorized")
-                        .with_data(&sonic_rs::json!({"code": 401})))
-                }
-            });
-            ns.on_connect(|socket| {
-                let auth = ringio::args::RawJson(socket.auth_raw().to_string());
-                socket.emit("welcome", auth);
-            });
-        })
+    common::interop(b).ns("/", |ns| {
+        ns.on("flaky", |_s: Socket, (key,): (String,), ack: AckSender| {
+            let n = {
+                let mut c = flaky_counts().lock().unwrap();
+                let n = c.entry(key).or_default();
+                *n += 1;
+                *n
+            };
+            if n >= 2 {
+                ack.send((n,));
+            }
+        });
+        ns.on("count", |_s: Socket, (key,): (String,), ack: AckSender| {
+            let n = flaky_counts().lock().unwrap().get(&key).copied();
+            ack.send((n.unwrap_or(0),));
+        });
+    })
 }
 
 struct Ringio {

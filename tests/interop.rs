@@ -4,57 +4,16 @@
 //! server, `tests/js/reference-server.mjs`). Here ringio runs in-process with the same handler
 //! set, under both drivers and with 1 and 2 shards, and the suite must pass completely.
 
-use ringio::{AckSender, ConnectError, Driver, RawArgs, Server, Socket};
+mod common;
+
+use ringio::{Driver, Server};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 fn interop_server(shards: usize, driver: Driver) -> ringio::RunningServer {
-    let builder = ringio::demo::bench(Server::builder())
-        .ns("/", |ns| {
-            ns.on(
-                "drop-transport",
-                |socket: Socket, _: (), _ack: AckSender| socket.close_connection(),
-            );
-            ns.on_async(
-                "ask",
-                |socket: Socket, (x,): (sonic_rs::Value,), ack: AckSender| async move {
-                    let answer = socket
-                        .emit_with_ack("question", (x,), Duration::from_millis(500))
-                        .await;
-                    match answer {
-                        Ok(args) => ack.send(args),
-                        Err(_) => ack.send(("timeout",)),
-                    }
-                },
-            );
-        })
-        .ns("/custom", |ns| {
-            ns.on("echo", |socket: Socket, args: RawArgs, ack: AckSender| {
-                if ack.expected() {
-                    ack.send(args)
-                } else {
-                    socket.emit("echo", args);
-                }
-            });
-        })
-        .ns("/secure", |ns| {
-            ns.use_middleware(|socket| {
-                if socket.auth_field::<String>("token").as_deref() == Some("secret") {
-                    Ok(())
-                } else {
-                    Err(ConnectError::new("not authorized")
-                        .with_data(&sonic_rs::json!({"code": 401})))
-                }
-            });
-            ns.on_connect(|socket| {
-                let auth = ringio::args::RawJson(socket.auth_raw().to_string());
-                socket.emit("welcome", auth);
-            });
-        })
+    common::interop(Server::builder())
         .shards(shards)
-        .driver(driver);
-    builder
+        .driver(driver)
         .build()
         .listen("127.0.0.1:0".parse().unwrap())
         .expect("listen")

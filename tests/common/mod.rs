@@ -8,7 +8,7 @@
 use bytes::BytesMut;
 use ringio::proto::ws::{accept_key, client_frame, Decoder, Message, OpCode, Role};
 use ringio::{
-    AckSender, ConnectError, Driver, EngineMessage, RawArgs, RunningServer, Server, Socket,
+    AckSender, ConnectError, Driver, RawArgs, RunningServer, Server, ServerBuilder, Socket,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,54 +21,75 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 // server
 // ---------------------------------------------------------------------------------------------
 
-/// The handler set of `src/main.rs`'s `conformance_server()`, plus a `/mw` namespace guarded by a
-/// middleware, listening on 127.0.0.1:0.
+/// The handler set of `ringio conformance` (`ringio::demo::conformance`), plus a `/mw`
+/// namespace guarded by [`refuse_unless_secret`], listening on 127.0.0.1:0.
 pub fn start(shards: usize, driver: Driver) -> RunningServer {
-    fn send_auth(socket: &Socket) {
-        let auth = ringio::args::RawJson(socket.auth_raw().to_string());
-        socket.emit("auth", auth);
-    }
-    Server::builder()
-        .ping_interval(Duration::from_millis(300))
-        .ping_timeout(Duration::from_millis(200))
-        .max_payload(1_000_000)
-        .connect_timeout(Duration::from_millis(1000))
-        .cors(ringio::Cors::Any)
+    ringio::demo::conformance(Server::builder())
         .shards(shards)
         .driver(driver)
-        .ns("/", |ns| {
-            ns.on_connect(|socket| send_auth(&socket));
-            ns.on(
-                "message",
-                |socket: Socket, args: RawArgs, _ack: AckSender| {
-                    socket.emit("message-back", args);
-                },
-            );
-            ns.on(
-                "message-with-ack",
-                |_socket: Socket, args: RawArgs, ack: AckSender| ack.send(args),
-            );
-        })
-        .ns("/custom", |ns| {
-            ns.on_connect(|socket| send_auth(&socket));
-        })
         .ns("/mw", |ns| {
-            ns.use_middleware(|socket| {
-                if socket.auth_field::<String>("token").as_deref() == Some("secret") {
-                    Ok(())
-                } else {
-                    Err(ConnectError::new("not authorized")
-                        .with_data(&sonic_rs::json!({"code": 401})))
-                }
+            ns.use_middleware(refuse_unless_secret);
+            ns.on_connect(|socket| {
+                socket.emit("auth", ringio::args::RawJson(socket.auth_raw().to_string()));
             });
-            ns.on_connect(|socket| send_auth(&socket));
-        })
-        .engine_endpoint("/engine.io/", || {
-            Box::new(|socket: &ringio::EngineSocket, msg: EngineMessage| socket.send(msg))
         })
         .build()
         .listen("127.0.0.1:0".parse().unwrap())
         .expect("listen on 127.0.0.1:0")
+}
+
+/// Connect middleware: accepts `auth.token == "secret"`, else CONNECT_ERROR
+/// `{"message":"not authorized","data":{"code":401}}`.
+pub fn refuse_unless_secret(socket: &Socket) -> Result<(), ConnectError> {
+    if socket.auth_field::<String>("token").as_deref() == Some("secret") {
+        Ok(())
+    } else {
+        Err(ConnectError::new("not authorized").with_data(&sonic_rs::json!({"code": 401})))
+    }
+}
+
+/// The handler set of `tests/js/reference-server.mjs` (the JS interop suite and the Rust client
+/// tests): the bench set, plus `drop-transport` and `ask` on `/`, `echo` on `/custom`, and
+/// `/secure` behind [`refuse_unless_secret`] emitting `welcome` with the auth payload.
+pub fn interop(builder: ServerBuilder) -> ServerBuilder {
+    fn echo(socket: Socket, args: RawArgs, ack: AckSender) {
+        if ack.expected() {
+            ack.send(args)
+        } else {
+            socket.emit("echo", args);
+        }
+    }
+    ringio::demo::bench(builder)
+        .ns("/", |ns| {
+            ns.on(
+                "drop-transport",
+                |socket: Socket, _: (), _ack: AckSender| socket.close_connection(),
+            );
+            ns.on_async(
+                "ask",
+                |socket: Socket, (x,): (sonic_rs::Value,), ack: AckSender| async move {
+                    match socket
+                        .emit_with_ack("question", (x,), Duration::from_millis(500))
+                        .await
+                    {
+                        Ok(args) => ack.send(args),
+                        Err(_) => ack.send(("timeout",)),
+                    }
+                },
+            );
+        })
+        .ns("/custom", |ns| {
+            ns.on("echo", echo);
+        })
+        .ns("/secure", |ns| {
+            ns.use_middleware(refuse_unless_secret);
+            ns.on_connect(|socket| {
+                socket.emit(
+                    "welcome",
+                    ringio::args::RawJson(socket.auth_raw().to_string()),
+                );
+            });
+        })
 }
 
 /// One server configuration under test.
