@@ -15,7 +15,8 @@ use std::rc::Rc;
 #[derive(Default)]
 pub(crate) struct SioConn {
     sockets: SmallVec<[Socket; 1]>,
-    partial: Option<sio::Partial>,
+    /// A binary packet waiting for its attachments (boxed: rare, and large inline).
+    partial: Option<Box<sio::Partial>>,
 }
 
 impl SioConn {
@@ -61,10 +62,10 @@ fn handle(sess: &Rc<Session>, p: Packet) -> Result<(), ParseError> {
                 }
                 let packet = sio::decode(text, max_att)?;
                 if packet.kind.is_binary() && packet.attachments > 0 {
-                    conn.partial = Some(sio::Partial {
+                    conn.partial = Some(Box::new(sio::Partial {
                         packet,
                         attachments: Vec::new(),
-                    });
+                    }));
                     return Ok(());
                 }
                 (packet, Vec::new())

@@ -36,7 +36,8 @@ pub(crate) struct Reader {
     hint: usize,
 }
 
-const READ_MIN: usize = 512;
+/// Small: most Socket.IO frames are tens of bytes, and an idle socket waits with this buffer.
+const READ_MIN: usize = 128;
 const READ_MAX: usize = 64 * 1024;
 
 impl Reader {
