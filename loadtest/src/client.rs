@@ -37,6 +37,16 @@ pub enum Msg {
 pub struct Registry(Rc<RefCell<HashMap<u64, RawFd>>>);
 
 impl Registry {
+    /// Registers a raw connection's fd under `key` (the floor scenarios).
+    pub fn register(&self, key: u64, fd: RawFd) {
+        self.0.borrow_mut().insert(key, fd);
+    }
+
+    /// Removes `key` (call before the fd is closed).
+    pub fn deregister(&self, key: u64) {
+        self.0.borrow_mut().remove(&key);
+    }
+
     /// Shuts down (both directions) every registered connection.
     pub fn shutdown_all(&self) {
         for fd in self.0.borrow().values() {
@@ -83,7 +93,7 @@ fn proto(msg: &str) -> io::Error {
 
 /// Opens a TCP connection to `target`, bound to source address `src` when given (port chosen
 /// at connect time, IP_BIND_ADDRESS_NO_PORT), without blocking the runtime.
-async fn tcp_connect(target: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
+pub(crate) async fn tcp_connect(target: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let domain = if target.is_ipv4() {
         Domain::IPV4

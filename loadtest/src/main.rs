@@ -7,6 +7,7 @@
 //! bench-handlers.md.
 
 mod client;
+mod floor;
 mod report;
 mod scenario;
 mod server;
@@ -104,6 +105,22 @@ enum Cmd {
         /// Servers, in order (ringio, node).
         #[arg(long, value_delimiter = ',', default_value = "ringio,node")]
         servers: Vec<String>,
+        /// Also run the floor (raw TCP on monoio) and add its column and ratios.
+        #[arg(long)]
+        with_floor: bool,
+    },
+    /// ringio against the floor of this machine (raw TCP echo and raw fan-out on monoio, no
+    /// protocol), in the same run: server CPU per op and ops/s with ratios ringio/floor.
+    Floor {
+        /// Scenarios (default: echo fanout).
+        #[arg(value_enum)]
+        scenarios: Vec<Scenario>,
+    },
+    /// The floor server (started by `floor` / `compare --with-floor`).
+    #[command(hide = true)]
+    FloorServer {
+        #[arg(long)]
+        port: u16,
     },
     /// Run one scenario by name (same as the subcommands).
     Run {
@@ -139,6 +156,7 @@ fn params(s: Scenario, o: &Opts, suite: bool) -> Params {
         broadcasts: o.broadcasts.unwrap_or(if suite { 10 } else { 20 }).max(1),
         interval: Duration::from_millis(o.interval_ms),
         threads: o.threads.unwrap_or_else(cores).max(1),
+        floor: false,
     }
 }
 
@@ -167,11 +185,15 @@ fn start(kind: &str, o: &Opts) -> Result<Server, String> {
     match kind {
         "ringio" => Server::start_ringio(shards, !o.no_build),
         "node" => Server::start_node(),
-        other => Err(format!("unknown server {other:?} (ringio, node)")),
+        "floor" => Server::start_floor(shards),
+        other => Err(format!("unknown server {other:?} (ringio, node, floor)")),
     }
 }
 
 fn run_one(kind: &str, p: &Params, o: &Opts) -> Result<RunResult, String> {
+    let mut p = p.clone();
+    p.floor = kind == "floor";
+    let p = &p;
     let mut srv = start(kind, o)?;
     eprintln!(
         "loadtest: {} on {} ({}), pid {}",
@@ -208,6 +230,9 @@ fn machine_json() -> serde_json::Value {
 fn main() {
     let cli = Cli::parse();
     let o = cli.opts.clone();
+    if let Some(Cmd::FloorServer { port }) = &cli.cmd {
+        floor::serve(*port, o.shards.unwrap_or_else(cores));
+    }
     let nofile = raise_nofile();
     let cmd = cli.cmd.unwrap_or(Cmd::Suite);
     let (suite, scenarios, servers): (bool, Vec<Scenario>, Vec<String>) = match &cmd {
@@ -220,7 +245,24 @@ fn main() {
             vec![Scenario::Idle, Scenario::Echo, Scenario::Fanout],
             vec!["ringio".into()],
         ),
-        Cmd::Compare { scenarios, servers } => {
+        Cmd::FloorServer { .. } => unreachable!("handled above"),
+        Cmd::Floor { scenarios } => {
+            if o.url.is_some() {
+                eprintln!("loadtest: floor starts its own servers; --url is not allowed");
+                std::process::exit(2);
+            }
+            let sc = if scenarios.is_empty() {
+                vec![Scenario::Echo, Scenario::Fanout]
+            } else {
+                scenarios.clone()
+            };
+            (false, sc, vec!["ringio".into(), "floor".into()])
+        }
+        Cmd::Compare {
+            scenarios,
+            servers,
+            with_floor,
+        } => {
             if o.url.is_some() {
                 eprintln!("loadtest: compare starts its own servers; --url is not allowed");
                 std::process::exit(2);
@@ -230,10 +272,15 @@ fn main() {
             } else {
                 scenarios.clone()
             };
-            (false, sc, servers.clone())
+            let mut servers = servers.clone();
+            if *with_floor && !servers.iter().any(|s| s == "floor") {
+                servers.push("floor".into());
+            }
+            (false, sc, servers)
         }
     };
-    let compare = matches!(cmd, Cmd::Compare { .. });
+    let compare = matches!(cmd, Cmd::Compare { .. } | Cmd::Floor { .. });
+    let mut groups: Vec<Vec<RunResult>> = Vec::new();
     let mut all: Vec<RunResult> = Vec::new();
     let mut failed = false;
     for s in &scenarios {
@@ -270,7 +317,11 @@ fn main() {
             }
             report::print_compare(&group);
         }
-        all.extend(group);
+        all.extend(group.iter().cloned());
+        groups.push(group);
+    }
+    if servers.iter().any(|s| s == "floor") {
+        report::print_floor(&groups);
     }
     if let Some(path) = &o.json {
         match report::write_json(path, &all, machine_json()) {

@@ -270,3 +270,67 @@ pub fn write_json(
     });
     std::fs::write(path, serde_json::to_string_pretty(&v)? + "\n")
 }
+
+/// The floor table: per scenario, server CPU per op, ops/s and median latency of every server
+/// next to the floor's (raw TCP on monoio, same machine, same run), with each server / floor.
+pub fn print_floor(groups: &[Vec<RunResult>]) {
+    println!();
+    println!(
+        "== floor: the same load with no protocol (raw TCP on monoio, same run, same machine)"
+    );
+    println!("   echo floor: each connection writes the echo request's size in raw bytes and reads it back");
+    println!(
+        "   fanout floor: one 42-byte frame encoded once per broadcast, written to every receiver;"
+    );
+    println!("   the trigger's shard forwards the seq to the other shards (one socketpair each)");
+    let metrics: [(&str, &str, &'static str); 4] = [
+        ("server_cpu_us_per_op", "server CPU per op", "us"),
+        ("ops_per_s", "ops/s", "/s"),
+        ("rtt_p50_ms", "echo RTT p50", "ms"),
+        ("last_p50_ms", "send -> LAST receiver p50", "ms"),
+    ];
+    for g in groups {
+        let Some(floor) = g.iter().find(|r| r.server_kind == "floor") else {
+            continue;
+        };
+        let others: Vec<&RunResult> = g.iter().filter(|r| r.server_kind != "floor").collect();
+        let mut head = format!("  {:<10}{:<28}", "scenario", "metric");
+        for r in &others {
+            head.push_str(&format!("{:>16}", short(&r.server_kind)));
+        }
+        head.push_str(&format!("{:>16}", "floor"));
+        for r in &others {
+            head.push_str(&format!(
+                "{:>16}",
+                format!("{}/floor", short(&r.server_kind))
+            ));
+        }
+        println!("{head}");
+        for (key, label, unit) in metrics {
+            if floor.get(key).is_none() {
+                continue;
+            }
+            let mut line = format!("  {:<10}{:<28}", floor.scenario, label);
+            for r in &others {
+                line.push_str(&format!("{:>16}", fmt_val(r.get(key), unit)));
+            }
+            line.push_str(&format!("{:>16}", fmt_val(floor.get(key), unit)));
+            for r in &others {
+                let ratio = match (r.get(key), floor.get(key)) {
+                    (Some(a), Some(b)) if b != 0.0 => format!("{:.2}x", a / b),
+                    _ => "-".into(),
+                };
+                line.push_str(&format!("{ratio:>16}"));
+            }
+            println!("{line}");
+        }
+        for r in g {
+            if r.client_bound {
+                println!(
+                    "  {:<8}note: {} was CLIENT-BOUND",
+                    r.scenario, r.server_kind
+                );
+            }
+        }
+    }
+}

@@ -20,6 +20,7 @@ pub fn workspace_root() -> PathBuf {
 pub enum Kind {
     Ringio,
     Node,
+    Floor,
     External,
 }
 
@@ -28,6 +29,7 @@ impl Kind {
         match self {
             Kind::Ringio => "ringio",
             Kind::Node => "node-socket.io",
+            Kind::Floor => "floor",
             Kind::External => "external",
         }
     }
@@ -168,6 +170,32 @@ impl Server {
         Ok(Server {
             kind: Kind::Ringio,
             label: format!("ringio ({shards} shards)"),
+            addr,
+            host_header: format!("127.0.0.1:{port}"),
+            pid: Some(child.id()),
+            child: Some(child),
+            log: Some(log),
+        })
+    }
+
+    /// Starts the floor server (this executable's hidden `floor-server`: raw TCP on monoio).
+    pub fn start_floor(shards: usize) -> Result<Server, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let port = free_port().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "floor-server",
+            "--port",
+            &port.to_string(),
+            "--shards",
+            &shards.to_string(),
+        ]);
+        let (mut child, log) = spawn_logged(cmd, "floor")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_ready(addr, &mut child, &log)?;
+        Ok(Server {
+            kind: Kind::Floor,
+            label: format!("floor (raw TCP, monoio, {shards} shards)"),
             addr,
             host_header: format!("127.0.0.1:{port}"),
             pid: Some(child.id()),
