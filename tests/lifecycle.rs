@@ -58,3 +58,40 @@ fn refuses_a_port_already_taken() {
         .expect("must refuse");
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }
+
+#[test]
+fn abandoned_upgrade_times_out_and_polling_resumes() {
+    let srv = ringio::demo::bench(Server::builder())
+        .shards(1)
+        .upgrade_timeout(Duration::from_millis(300))
+        .build()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let addr = srv.local_addr();
+    let (status, _, body) = common::get(addr, "/socket.io/?EIO=4&transport=polling");
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).unwrap();
+    let sid = body.split('"').nth(3).unwrap().to_string();
+    let mut ws = Ws::connect(
+        addr,
+        &format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"),
+    );
+    ws.send_text("2probe");
+    assert_eq!(ws.recv_text(), "3probe");
+    // while upgrading, a GET is answered at once with a noop
+    let (status, _, body) = common::get(addr, &common::poll_url("/socket.io/", &sid));
+    assert_eq!((status, body.as_slice()), (200, &b"6"[..]));
+    // the client never sends `5`: after upgradeTimeout, GETs are long polls again
+    std::thread::sleep(Duration::from_millis(400));
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\n\r\n",
+        common::poll_url("/socket.io/", &sid)
+    );
+    let held = common::raw_timeout(addr, req.as_bytes(), Duration::from_millis(500));
+    assert!(
+        held.is_empty(),
+        "GET answered instead of held: {:?}",
+        String::from_utf8_lossy(&held)
+    );
+    srv.shutdown();
+}

@@ -37,6 +37,8 @@ pub struct EngineConfig {
     pub ping_interval: Duration,
     /// `pingTimeout` (default 20 s).
     pub ping_timeout: Duration,
+    /// `upgradeTimeout`: an upgrade probe that does not finish in time is abandoned (10 s).
+    pub upgrade_timeout: Duration,
     /// `maxHttpBufferSize`, advertised as `maxPayload` (default 1e6 bytes).
     pub max_payload: usize,
     /// Long-polling enabled.
@@ -57,6 +59,7 @@ impl Default for EngineConfig {
             path: "/socket.io/".into(),
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
             max_payload: 1_000_000,
             polling: true,
             websocket: true,
@@ -181,6 +184,11 @@ impl ServerBuilder {
     /// `pingTimeout`.
     pub fn ping_timeout(mut self, d: Duration) -> Self {
         self.engine.ping_timeout = d;
+        self
+    }
+    /// `upgradeTimeout`.
+    pub fn upgrade_timeout(mut self, d: Duration) -> Self {
+        self.engine.upgrade_timeout = d;
         self
     }
     /// `maxHttpBufferSize` (also the WebSocket message limit).

@@ -348,10 +348,18 @@ impl Session {
                     self.close(DisconnectReason::PingTimeout);
                 }
             }
+            TimerKind::UpgradeTimeout => {
+                // the probe never completed: polling resumes (Node's upgradeTimeout)
+                let mut st = self.st.borrow_mut();
+                if st.upgrading {
+                    st.upgrading = false;
+                }
+            }
             TimerKind::ConnectTimeout => {
                 let connected = self.sio.borrow().as_ref().is_some_and(|s| s.has_sockets());
                 if !connected {
-                    self.close(DisconnectReason::TransportClose);
+                    // Node's client closes the connection itself: "forced close"
+                    self.close(DisconnectReason::ForcedClose);
                 }
             }
         }

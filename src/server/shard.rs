@@ -89,6 +89,7 @@ pub(crate) enum TimerKind {
     Ping,
     PongTimeout,
     ConnectTimeout,
+    UpgradeTimeout,
 }
 
 struct Entry {

@@ -210,6 +210,10 @@ async fn probe(
         match Packet::decode_text(text) {
             Ok(Packet::Ping(d)) if &d[..] == b"probe" => {
                 pending.push(Out::Eio(OutPacket::PONG_PROBE));
+                let sh = shard();
+                let due = std::time::Instant::now() + sh.cfg.endpoints[s.ep].engine.upgrade_timeout;
+                sh.timers
+                    .schedule(due, s, 0, super::shard::TimerKind::UpgradeTimeout);
                 let mut st = s.st.borrow_mut();
                 st.upgrading = true;
                 if let Some(wk) = st.poll_waker.take() {
