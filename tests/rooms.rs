@@ -94,6 +94,33 @@ fn server(
             Io::of("/").to(&room).disconnect_sockets(false);
             ack.send((true,));
         });
+        ns.on(
+            "emit-local",
+            |_s: Socket, (tag,): (String,), ack: AckSender| {
+                Io::of("/").local().emit("x", (tag,));
+                ack.send((true,));
+            },
+        );
+        ns.on(
+            "emit-volatile",
+            |_s: Socket, (tag,): (String,), ack: AckSender| {
+                Io::of("/").volatile().emit("x", (tag,));
+                ack.send((true,));
+            },
+        );
+        // RemoteSocket operations on fetched sockets: they reach each socket on its own shard
+        ns.on_async(
+            "poke",
+            |_s: Socket, (room,): (String,), ack: AckSender| async move {
+                let found = Io::of("/").to(&room).fetch_sockets().await;
+                for r in &found {
+                    r.emit("x", ("poked",));
+                    r.join("poked");
+                    r.leave(&room);
+                }
+                ack.send((found.len(),));
+            },
+        );
     });
     tweak(b.shards(shards).driver(driver))
         .build()
@@ -586,6 +613,92 @@ fn fetch_sockets_join_and_disconnect_across_shards() {
         }
         let got = cs[7].call("\"fetch\",\"f\"", Duration::from_secs(3));
         assert_eq!(got, "[[]]");
+        srv.shutdown();
+    }
+}
+
+#[test]
+fn local_volatile_and_remote_socket_operations() {
+    for driver in [Driver::Auto, Driver::Epoll] {
+        let srv = server(2, driver, |b| b);
+        let addr = srv.local_addr();
+        let mut cs = clients(addr, 4, 2);
+        // local(): only the sender's shard
+        let sender_shard = cs[0].shard();
+        cs[0].call(r#""emit-local","loc""#, Duration::from_secs(2));
+        pump_all(&mut cs, Duration::from_millis(500), |_| false);
+        for c in cs.iter_mut() {
+            let want = usize::from(c.shard() == sender_shard);
+            assert_eq!(
+                c.take_x().len(),
+                want,
+                "local() on shard {} ({driver:?})",
+                c.shard()
+            );
+        }
+        // volatile(): dropped (and counted) for a polling socket with no GET pending; a
+        // ready WebSocket socket still gets it
+        let (st, _, body) = common::get(addr, "/socket.io/?EIO=4&transport=polling");
+        assert_eq!(st, 200);
+        let sid = String::from_utf8(body)
+            .unwrap()
+            .split('"')
+            .nth(3)
+            .unwrap()
+            .to_string();
+        let url = common::poll_url("/socket.io/", &sid);
+        let (st, _, _) = common::post(addr, &url, b"40");
+        assert_eq!(st, 200);
+        let (_, _, body) = common::get(addr, &url);
+        assert!(
+            body.starts_with(b"40{"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let before = srv.metrics().volatile_dropped;
+        cs[0].call(r#""emit-volatile","vol""#, Duration::from_secs(2));
+        cs[0].call(r#""emit-to",{"tag":"durable"}"#, Duration::from_secs(2));
+        pump_all(&mut cs, Duration::from_millis(300), |_| false);
+        assert!(
+            srv.metrics().volatile_dropped > before,
+            "volatile drop not counted"
+        );
+        let (_, _, body) = common::get(addr, &url);
+        let body = String::from_utf8(body).unwrap();
+        assert!(
+            body.contains("durable") && !body.contains("vol\""),
+            "polling socket got {body:?}"
+        );
+        for c in cs.iter_mut() {
+            let got = c.take_x();
+            assert!(
+                got.iter().any(|e| e.contains("\"vol\"")),
+                "ready ws socket lost a volatile emit: {got:?}"
+            );
+        }
+        // RemoteSocket: emit, join, leave on fetched sockets, wherever they are
+        for c in cs.iter_mut() {
+            c.call("\"join\",\"p\"", Duration::from_secs(2));
+        }
+        let n = cs.len();
+        assert_eq!(
+            cs[0].call("\"poke\",\"p\"", Duration::from_secs(3)),
+            format!("[{n}]")
+        );
+        pump_all(&mut cs, Duration::from_secs(2), |cs| {
+            cs.iter()
+                .all(|c| c.events.iter().any(|e| e.contains("poked")))
+        });
+        let after = cs[0].call("\"fetch\",\"p\"", Duration::from_secs(3));
+        assert_eq!(after, "[[]]", "leave on RemoteSocket");
+        let mut ids: Vec<String> = cs.iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        let poked = cs[0].call("\"fetch\",\"poked\"", Duration::from_secs(3));
+        assert_eq!(
+            poked,
+            sonic_rs::to_string(&(ids,)).unwrap(),
+            "join on RemoteSocket"
+        );
         srv.shutdown();
     }
 }
