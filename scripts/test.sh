@@ -6,7 +6,8 @@
 #   2. checks formatting and clippy (-D warnings);
 #   3. runs every Rust test of the workspace: unit tests, wire-level integration tests and the
 #      interop suite (official JS client against ringio under io_uring and epoll, 1 and 2 shards);
-#   4. runs the official Engine.IO / Socket.IO protocol suites against `ringio conformance` with
+#   4. runs every fuzz target for a few seconds (stable replay driver; SKIP_FUZZ=1 skips);
+#   5. runs the official Engine.IO / Socket.IO protocol suites against `ringio conformance` with
 #      1 and 2 shards, when local mirrors of socketio/engine.io-protocol and
 #      socketio/socket.io-protocol exist (MIRROR_ROOT; they cannot be downloaded from the package
 #      registries, so a machine without them says so and skips this step).
@@ -30,6 +31,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  # a short smoke run of every fuzz target on the stable toolchain (seeds, regressions and
+  # random mutations; no coverage feedback): scripts/fuzz.sh runs the long libFuzzer campaigns
+  echo "== fuzz smoke (replay driver, ${FUZZ_SMOKE_SECONDS:-5} s per target)"
+  FUZZ_MODE=replay scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-5}"
+fi
 
 if [ "${SKIP_OFFICIAL_SUITES:-0}" != 1 ]; then
   SUITES_SCRIPT=""
