@@ -562,7 +562,6 @@ async fn shard_main(
         }
     };
     monoio::spawn(ctx.timers.clone().run());
-    let stop = Rc::new(std::cell::Cell::new(false));
     let inbox = monoio::spawn(shard::run_inbox(ctx.clone(), rx));
     let _ = ready.send(());
     let accept = async {
@@ -575,9 +574,6 @@ async fn shard_main(
                     tracing::warn!(shard = id, "accept: {e}");
                     monoio::time::sleep(Duration::from_millis(10)).await;
                 }
-            }
-            if stop.get() {
-                break;
             }
         }
     };

@@ -16,6 +16,14 @@ use std::rc::Rc;
 
 const BATCH: usize = 64;
 
+thread_local! {
+    /// Spare batches of this shard: a flush borrows one, so writes allocate no vectors.
+    static POOL: std::cell::RefCell<Vec<Batch>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Batches kept per shard (a burst of concurrent flushes beyond this allocates).
+const POOL_MAX: usize = 256;
+
 /// Frames of one vectored write.
 pub(crate) struct Batch {
     hdrs: Vec<[u8; 14]>,
@@ -139,7 +147,9 @@ pub(crate) async fn flush(sess: Rc<Session>) {
         sess.st.borrow_mut().writing = false;
         return;
     };
-    let mut batch = Batch::new();
+    let mut batch = POOL
+        .with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(Batch::new);
     let mut failed = false;
     loop {
         batch.clear();
@@ -164,6 +174,13 @@ pub(crate) async fn flush(sess: Rc<Session>) {
         }
     }
     let close = batch.close;
+    batch.clear();
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_MAX {
+            p.push(batch);
+        }
+    });
     let fd = {
         let mut st = sess.st.borrow_mut();
         st.writing = false;
