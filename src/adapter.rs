@@ -304,7 +304,8 @@ pub(crate) fn deliver_local(sh: &ShardCtx, msg: &BroadcastMsg) {
     a.seq.set(seq);
     let rooms = a.rooms.borrow();
     let by_room = rooms.get(&*msg.ns);
-    let mut targets: Vec<Socket> = Vec::new();
+    // a reused vector (a nested broadcast from a disconnect handler just allocates its own)
+    let mut targets = TARGETS.with(|t| t.take()).unwrap_or_default();
     let sockets = ns.sockets.borrow();
     // the members of a room: joined sockets, plus the socket whose id names the room
     let members = |r: &str| {
@@ -334,14 +335,20 @@ pub(crate) fn deliver_local(sh: &ShardCtx, msg: &BroadcastMsg) {
     }
     drop(sockets);
     drop(rooms);
-    apply(sh, &msg.op, targets);
+    apply(sh, &msg.op, &mut targets);
+    targets.clear();
+    TARGETS.with(|t| t.set(Some(targets)));
 }
 
-fn apply(sh: &ShardCtx, op: &Op, targets: Vec<Socket>) {
+thread_local! {
+    static TARGETS: Cell<Option<Vec<Socket>>> = const { Cell::new(None) };
+}
+
+fn apply(sh: &ShardCtx, op: &Op, targets: &mut Vec<Socket>) {
     let live = |s: &Socket| s.connected().then(|| s.0.sess.upgrade()).flatten();
     match op {
         Op::Emit { packets, volatile } => {
-            for s in &targets {
+            for s in targets.iter() {
                 if let Some(sess) = live(s) {
                     sess.send_many_with(packets.iter().cloned(), *volatile);
                 }
@@ -352,14 +359,14 @@ fn apply(sh: &ShardCtx, op: &Op, targets: Vec<Socket>) {
             attachments,
             replies,
         } => {
-            let targets: Vec<_> = targets.into_iter().filter(|s| s.connected()).collect();
+            targets.retain(|s| s.connected());
             let _ = replies.unbounded_send(AckReply::Count(targets.len()));
             let kind = if attachments.is_empty() {
                 Kind::Event
             } else {
                 Kind::BinaryEvent
             };
-            for s in &targets {
+            for s in targets.iter() {
                 let id = s.register_remote_ack(replies.clone());
                 let mut out = BytesMut::with_capacity(16 + event_json.len());
                 sio::write_header(&mut out, kind, s.ns(), Some(id), attachments.len());
@@ -368,17 +375,17 @@ fn apply(sh: &ShardCtx, op: &Op, targets: Vec<Socket>) {
             }
         }
         Op::Join(rooms) => {
-            for s in &targets {
+            for s in targets.iter() {
                 rooms.iter().for_each(|r| sh.adapter.join(s, r));
             }
         }
         Op::Leave(rooms) => {
-            for s in &targets {
+            for s in targets.iter() {
                 rooms.iter().for_each(|r| sh.adapter.leave(s, r));
             }
         }
         Op::Disconnect { close } => {
-            for s in &targets {
+            for s in targets.iter() {
                 if *close {
                     s.close_connection();
                 } else {
