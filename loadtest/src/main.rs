@@ -8,6 +8,7 @@
 
 mod client;
 mod floor;
+mod plot;
 mod report;
 mod scenario;
 mod server;
@@ -78,6 +79,16 @@ struct Opts {
     /// fanout: milliseconds between broadcasts (default 100).
     #[arg(long, global = true, default_value_t = 100)]
     interval_ms: u64,
+    /// echo-open: total echo+ack rate per second over all connections (default 10000).
+    #[arg(long, global = true, default_value_t = 10_000.0)]
+    open_rate: f64,
+    /// rooms: number of rooms the connections cycle through (default 50).
+    #[arg(long, global = true, default_value_t = 50)]
+    rooms: usize,
+    /// Write SVG plots (echo latency CDF, fan-out time to the last receiver per broadcast) into
+    /// this directory.
+    #[arg(long, global = true)]
+    plot: Option<PathBuf>,
     /// Write the results as JSON to this file.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
@@ -95,6 +106,16 @@ enum Cmd {
     /// C receivers on "/", one sender emits `bcast` null every interval: time to the LAST
     /// receiver, deliveries/s, server CPU per delivery.
     Fanout,
+    /// Open loop: a fixed total rate of echo+ack (--open-rate, default 10000/s) over C conns
+    /// (default 200) for -d s; latency from each request's scheduled send time.
+    EchoOpen,
+    /// Connect/disconnect churn: C slots (default 50) each loop connect, one echo+ack,
+    /// disconnect for -d s: connects/s, server CPU per cycle, server RSS before/after.
+    Churn,
+    /// Room churn: C conns (default 200) loop join room k / bcast to room k / leave room k.
+    Rooms,
+    /// Closed-loop echo (C = 200) with 5% of the connections on HTTP long-polling.
+    PollingMix,
     /// The short default suite: idle 1000, echo 5 s, fanout 1000 x 10.
     Suite,
     /// The same scenario(s) against ringio and Node socket.io 4.8, side by side with ratios.
@@ -102,8 +123,9 @@ enum Cmd {
         /// Scenarios to compare (default: echo).
         #[arg(value_enum)]
         scenarios: Vec<Scenario>,
-        /// Servers, in order (ringio, node).
-        #[arg(long, value_delimiter = ',', default_value = "ringio,node")]
+        /// Servers, in order (ringio, node, socketioxide); default: all three (socketioxide when
+        /// its peer project is present).
+        #[arg(long, value_delimiter = ',')]
         servers: Vec<String>,
         /// Also run the floor (raw TCP on monoio) and add its column and ratios.
         #[arg(long)]
@@ -139,7 +161,10 @@ fn params(s: Scenario, o: &Opts, suite: bool) -> Params {
             .idle_conns
             .or(o.conns)
             .unwrap_or(if suite { 1000 } else { 2000 }),
-        Scenario::Echo => o.echo_conns.or(o.conns).unwrap_or(200),
+        Scenario::Echo | Scenario::EchoOpen | Scenario::Rooms | Scenario::PollingMix => {
+            o.echo_conns.or(o.conns).unwrap_or(200)
+        }
+        Scenario::Churn => o.conns.unwrap_or(50),
         Scenario::Fanout => {
             o.fanout_receivers
                 .or(o.conns)
@@ -156,6 +181,8 @@ fn params(s: Scenario, o: &Opts, suite: bool) -> Params {
         broadcasts: o.broadcasts.unwrap_or(if suite { 10 } else { 20 }).max(1),
         interval: Duration::from_millis(o.interval_ms),
         threads: o.threads.unwrap_or_else(cores).max(1),
+        open_rate: o.open_rate.max(1.0),
+        rooms: o.rooms.max(1),
         floor: false,
     }
 }
@@ -185,8 +212,11 @@ fn start(kind: &str, o: &Opts) -> Result<Server, String> {
     match kind {
         "ringio" => Server::start_ringio(shards, !o.no_build),
         "node" => Server::start_node(),
+        "socketioxide" => Server::start_socketioxide(!o.no_build),
         "floor" => Server::start_floor(shards),
-        other => Err(format!("unknown server {other:?} (ringio, node, floor)")),
+        other => Err(format!(
+            "unknown server {other:?} (ringio, node, socketioxide, floor)"
+        )),
     }
 }
 
@@ -239,6 +269,10 @@ fn main() {
         Cmd::Idle => (false, vec![Scenario::Idle], vec!["ringio".into()]),
         Cmd::Echo => (false, vec![Scenario::Echo], vec!["ringio".into()]),
         Cmd::Fanout => (false, vec![Scenario::Fanout], vec!["ringio".into()]),
+        Cmd::EchoOpen => (false, vec![Scenario::EchoOpen], vec!["ringio".into()]),
+        Cmd::Churn => (false, vec![Scenario::Churn], vec!["ringio".into()]),
+        Cmd::Rooms => (false, vec![Scenario::Rooms], vec!["ringio".into()]),
+        Cmd::PollingMix => (false, vec![Scenario::PollingMix], vec!["ringio".into()]),
         Cmd::Run { scenario } => (false, vec![*scenario], vec!["ringio".into()]),
         Cmd::Suite => (
             true,
@@ -273,6 +307,12 @@ fn main() {
                 scenarios.clone()
             };
             let mut servers = servers.clone();
+            if servers.is_empty() {
+                servers = vec!["ringio".into(), "node".into()];
+                if server::socketioxide_available() {
+                    servers.push("socketioxide".into());
+                }
+            }
             if *with_floor && !servers.iter().any(|s| s == "floor") {
                 servers.push("floor".into());
             }
@@ -295,6 +335,9 @@ fn main() {
         }
         let mut group = Vec::new();
         for kind in &servers {
+            if kind == "floor" && !s.has_floor() {
+                continue;
+            }
             match run_one(kind, &p, &o) {
                 Ok(r) => {
                     if !compare {
@@ -322,6 +365,19 @@ fn main() {
     }
     if servers.iter().any(|s| s == "floor") {
         report::print_floor(&groups);
+    }
+    if let Some(dir) = &o.plot {
+        match plot::write_all(dir, &groups) {
+            Ok(files) => {
+                for f in files {
+                    eprintln!("loadtest: plot {}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("loadtest: cannot write plots to {}: {e}", dir.display());
+                failed = true;
+            }
+        }
     }
     if let Some(path) = &o.json {
         match report::write_json(path, &all, machine_json()) {

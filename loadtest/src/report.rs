@@ -73,6 +73,17 @@ pub struct RunResult {
     pub rows: Vec<Row>,
     pub client_bound: bool,
     pub notes: Vec<String>,
+    /// series for `--plot`
+    pub plot: PlotData,
+}
+
+/// What `--plot` draws of one run.
+#[derive(Debug, Clone, Default)]
+pub struct PlotData {
+    /// echo latency CDF: (ms, fraction of requests at or below)
+    pub cdf: Vec<(f64, f64)>,
+    /// fanout: (seq, ms from send to the LAST receiver) per broadcast, in send order
+    pub last_ms: Vec<(u64, f64)>,
 }
 
 impl RunResult {
@@ -296,12 +307,12 @@ pub fn print_floor(groups: &[Vec<RunResult>]) {
         let others: Vec<&RunResult> = g.iter().filter(|r| r.server_kind != "floor").collect();
         let mut head = format!("  {:<10}{:<28}", "scenario", "metric");
         for r in &others {
-            head.push_str(&format!("{:>16}", short(&r.server_kind)));
+            head.push_str(&format!("{:>20}", short(&r.server_kind)));
         }
-        head.push_str(&format!("{:>16}", "floor"));
+        head.push_str(&format!("{:>20}", "floor"));
         for r in &others {
             head.push_str(&format!(
-                "{:>16}",
+                "{:>20}",
                 format!("{}/floor", short(&r.server_kind))
             ));
         }
@@ -312,9 +323,9 @@ pub fn print_floor(groups: &[Vec<RunResult>]) {
             }
             let mut line = format!("  {:<10}{:<28}", floor.scenario, label);
             for r in &others {
-                line.push_str(&format!("{:>16}", fmt_val(r.get(key), unit)));
+                line.push_str(&format!("{:>20}", fmt_val(r.get(key), unit)));
             }
-            line.push_str(&format!("{:>16}", fmt_val(floor.get(key), unit)));
+            line.push_str(&format!("{:>20}", fmt_val(floor.get(key), unit)));
             for r in &others {
                 let ratio = match (r.get(key), floor.get(key)) {
                     (Some(a), Some(b)) if b != 0.0 => format!("{:.2}x", a / b),

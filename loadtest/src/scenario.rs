@@ -4,7 +4,7 @@
 //! phase boundaries.
 
 use crate::client::{Conn, Msg, Registry};
-use crate::report::{Better, Row, RunResult};
+use crate::report::{Better, PlotData, Row, RunResult};
 use crate::server::{self, ProcSample, Server};
 use hdrhistogram::Histogram;
 use std::cell::{Cell, RefCell};
@@ -14,12 +14,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+mod more;
+
 /// Which scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     Idle,
     Echo,
     Fanout,
+    /// open loop: a fixed total echo+ack rate, latency from the scheduled send time
+    EchoOpen,
+    /// connect / one echo+ack / disconnect, again and again
+    Churn,
+    /// join room k / bcast to room k / leave room k loops
+    Rooms,
+    /// closed-loop echo with 5% of the connections on HTTP long-polling
+    PollingMix,
 }
 
 impl Scenario {
@@ -28,7 +38,16 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Echo => "echo",
             Scenario::Fanout => "fanout",
+            Scenario::EchoOpen => "echo-open",
+            Scenario::Churn => "churn",
+            Scenario::Rooms => "rooms",
+            Scenario::PollingMix => "polling-mix",
         }
+    }
+
+    /// Whether the raw-TCP floor has a variant of this scenario.
+    pub fn has_floor(self) -> bool {
+        matches!(self, Scenario::Idle | Scenario::Echo | Scenario::Fanout)
     }
 }
 
@@ -49,6 +68,10 @@ pub struct Params {
     pub broadcasts: usize,
     pub interval: Duration,
     pub threads: usize,
+    /// echo-open: total echo+ack rate per second
+    pub open_rate: f64,
+    /// rooms: number of rooms the connections cycle through
+    pub rooms: usize,
     /// run the raw-TCP floor variant of the scenario (against `loadtest floor-server`)
     pub floor: bool,
 }
@@ -67,10 +90,26 @@ impl Params {
             Scenario::Idle => {
                 o.insert("hold_s".into(), self.hold.as_secs_f64().into());
             }
-            Scenario::Echo => {
+            Scenario::Echo | Scenario::PollingMix => {
                 o.insert("duration_s".into(), self.duration.as_secs_f64().into());
                 o.insert("payload_len".into(), self.payload_len.into());
                 o.insert("in_flight_per_conn".into(), 1.into());
+                if self.scenario == Scenario::PollingMix {
+                    o.insert("polling_conns".into(), polling_count(self.conns).into());
+                }
+            }
+            Scenario::EchoOpen => {
+                o.insert("duration_s".into(), self.duration.as_secs_f64().into());
+                o.insert("payload_len".into(), self.payload_len.into());
+                o.insert("rate_per_s".into(), self.open_rate.into());
+            }
+            Scenario::Churn => {
+                o.insert("duration_s".into(), self.duration.as_secs_f64().into());
+                o.insert("slots".into(), self.conns.into());
+            }
+            Scenario::Rooms => {
+                o.insert("duration_s".into(), self.duration.as_secs_f64().into());
+                o.insert("rooms".into(), self.rooms.into());
             }
             Scenario::Fanout => {
                 o.insert("broadcasts".into(), self.broadcasts.into());
@@ -103,6 +142,30 @@ impl Params {
                 self.broadcasts,
                 self.interval.as_millis()
             ),
+            Scenario::EchoOpen => format!(
+                "{} echo+ack/s fixed rate over {} conns, {} s, {}-byte string",
+                self.open_rate,
+                self.conns,
+                self.duration.as_secs_f64(),
+                self.payload_len
+            ),
+            Scenario::Churn => format!(
+                "{} slots x (connect, echo+ack, disconnect) loop, {} s",
+                self.conns,
+                self.duration.as_secs_f64()
+            ),
+            Scenario::Rooms => format!(
+                "{} conns x (join rK, bcast rK, leave rK) loop over {} rooms, {} s",
+                self.conns,
+                self.rooms,
+                self.duration.as_secs_f64()
+            ),
+            Scenario::PollingMix => format!(
+                "{} conns x 1 echo+ack in flight ({} on HTTP long-polling), {} s",
+                self.conns,
+                polling_count(self.conns),
+                self.duration.as_secs_f64()
+            ),
         };
         let what = if !self.floor {
             what
@@ -116,11 +179,20 @@ impl Params {
                     "{what} -> raw {}-byte frame to every receiver",
                     crate::floor::FRAME_LEN
                 ),
-                Scenario::Idle => format!("{what} -> raw TCP"),
+                _ => format!("{what} -> raw TCP"),
             }
         };
         format!("{what}, {} client threads", self.threads)
     }
+}
+
+/// polling-mix: connection i uses long-polling when i % 20 == 19 (5%).
+fn is_poller(i: usize) -> bool {
+    i % 20 == 19
+}
+
+fn polling_count(conns: usize) -> usize {
+    (0..conns).filter(|i| is_poller(*i)).count()
 }
 
 /// State shared between the coordinator and the client threads.
@@ -143,6 +215,9 @@ struct Shared {
     sender_done: AtomicBool,
     sender_failed: AtomicBool,
     first_error: OnceLock<String>,
+    /// echo-open: GO instant (ns after `base`), tasks done with their schedule
+    go_ns: AtomicU64,
+    finished: AtomicUsize,
 }
 
 impl Shared {
@@ -165,6 +240,12 @@ struct ThreadOut {
     recv: Vec<(u64, Instant)>,
     /// fanout: (seq, send instant, ack rtt) per broadcast (thread 0 only)
     sends: Vec<(u64, Instant, Duration)>,
+    /// polling-mix: long-polling round trips
+    rtt2: Histogram<u64>,
+    ops2: u64,
+    /// echo-open: sends more than 5 ms behind schedule, requests never answered
+    late: u64,
+    unanswered: u64,
 }
 
 fn hist() -> Histogram<u64> {
@@ -180,6 +261,10 @@ fn new_out() -> ThreadOut {
         failures: 0,
         recv: Vec::new(),
         sends: Vec::new(),
+        rtt2: hist(),
+        ops2: 0,
+        late: 0,
+        unanswered: 0,
     }
 }
 
@@ -595,6 +680,15 @@ async fn client_thread(t: usize, sh: Arc<Shared>) -> ThreadOut {
         let (sh2, reg2, out2) = (sh.clone(), reg.clone(), out.clone());
         match (p.scenario, p.floor) {
             (Scenario::Echo, false) => spawn_tracked(Box::pin(echoer(sh2, i, reg2, out2))),
+            (Scenario::PollingMix, false) if is_poller(i) => {
+                spawn_tracked(Box::pin(more::poller(sh2, i, reg2, out2)))
+            }
+            (Scenario::PollingMix, false) => spawn_tracked(Box::pin(echoer(sh2, i, reg2, out2))),
+            (Scenario::EchoOpen, false) => {
+                spawn_tracked(Box::pin(more::open_echoer(sh2, i, reg2, out2)))
+            }
+            (Scenario::Churn, false) => spawn_tracked(Box::pin(more::churner(sh2, i, reg2, out2))),
+            (Scenario::Rooms, false) => spawn_tracked(Box::pin(more::roomer(sh2, i, reg2, out2))),
             (_, false) => spawn_tracked(Box::pin(reader(sh2, i, reg2, out2))),
             (Scenario::Echo, true) => spawn_tracked(Box::pin(floor_echoer(sh2, i, reg2, out2))),
             (_, true) => spawn_tracked(Box::pin(floor_reader(sh2, i, reg2, out2))),
@@ -611,7 +705,11 @@ async fn client_thread(t: usize, sh: Arc<Shared>) -> ThreadOut {
     wait_flag(&sh.stop, &sh.stop).await;
     // let closed-loop tasks notice STOP, then cut whatever still waits on a read
     let grace = Instant::now() + Duration::from_secs(2);
-    while active.get() > 0 && Instant::now() < grace && p.scenario == Scenario::Echo {
+    let closed_loop = matches!(
+        p.scenario,
+        Scenario::Echo | Scenario::PollingMix | Scenario::Churn | Scenario::Rooms
+    );
+    while active.get() > 0 && Instant::now() < grace && closed_loop {
         monoio::time::sleep(Duration::from_millis(5)).await;
     }
     reg.shutdown_all();
@@ -733,8 +831,85 @@ fn merge(outs: Vec<ThreadOut>) -> ThreadOut {
         m.failures += o.failures;
         m.recv.extend(o.recv);
         m.sends.extend(o.sends);
+        let _ = m.rtt2.add(&o.rtt2);
+        m.ops2 += o.ops2;
+        m.late += o.late;
+        m.unanswered += o.unanswered;
     }
     m
+}
+
+/// The latency CDF of a histogram in microseconds: (ms, fraction) points.
+fn cdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut v: Vec<(f64, f64)> = h
+        .iter_quantiles(20)
+        .map(|x| {
+            (
+                x.value_iterated_to() as f64 / 1000.0,
+                x.quantile_iterated_to(),
+            )
+        })
+        .collect();
+    v.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    v
+}
+
+/// A progress line on stderr (a terminal only) for phases longer than 3 s.
+struct Progress {
+    label: String,
+    total: Duration,
+    start: Instant,
+    last: Instant,
+    on: bool,
+}
+
+impl Progress {
+    fn new(label: &str, total: Duration) -> Progress {
+        // SAFETY: isatty has no preconditions.
+        let tty = unsafe { libc::isatty(2) } == 1;
+        Progress {
+            label: label.into(),
+            total,
+            start: Instant::now(),
+            last: Instant::now(),
+            on: tty && total > Duration::from_secs(3),
+        }
+    }
+    fn tick(&mut self, extra: &str) {
+        if !self.on || self.last.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        self.last = Instant::now();
+        let e = self.start.elapsed().as_secs_f64();
+        let t = self.total.as_secs_f64();
+        let w = 30usize;
+        let done = ((e / t).min(1.0) * w as f64) as usize;
+        eprint!(
+            "\r  {:<12} [{}{}] {e:5.1}/{t:.0} s {extra}\x1b[K",
+            self.label,
+            "#".repeat(done),
+            ".".repeat(w - done)
+        );
+    }
+    fn finish(&self) {
+        if self.on {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// Sleeps `d`, with a progress line when it is longer than 3 s.
+fn progress_sleep(d: Duration, label: &str) {
+    let mut pr = Progress::new(label, d);
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        pr.tick("");
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(250)));
+    }
+    pr.finish();
 }
 
 fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
@@ -768,6 +943,8 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
         sender_done: AtomicBool::new(false),
         sender_failed: AtomicBool::new(false),
         first_error: OnceLock::new(),
+        go_ns: AtomicU64::new(0),
+        finished: AtomicUsize::new(0),
     });
     let handles = spawn_clients(&sh);
     std::thread::sleep(Duration::from_millis(200)); // runtimes up, server settled
@@ -778,12 +955,21 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     sh.ramp.store(true, Ordering::Release);
     let n = p.conns;
     let ramp_budget = Duration::from_secs_f64(n as f64 / p.rate) + Duration::from_secs(15);
+    let mut pr = Progress::new(
+        &format!("{} ramp", p.scenario.name()),
+        Duration::from_secs_f64(n as f64 / p.rate),
+    );
     let ramp_done = wait_until(Instant::now() + ramp_budget, || {
+        pr.tick(&format!(
+            "{}/{n} connected",
+            sh.connected.load(Ordering::Relaxed)
+        ));
         sh.connected.load(Ordering::Acquire) + sh.failed.load(Ordering::Acquire) >= n
             && (p.scenario != Scenario::Fanout
                 || sh.sender_ready.load(Ordering::Acquire)
                 || sh.sender_failed.load(Ordering::Acquire))
     });
+    pr.finish();
     let m1 = meter(srv);
     let connected = sh.connected.load(Ordering::Acquire);
     let mut rows = Vec::new();
@@ -796,9 +982,10 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     }
     let ramp_w = window(&m0, &m1);
     let wbound;
+    let mut plot = PlotData::default();
     match p.scenario {
         Scenario::Idle => {
-            std::thread::sleep(p.hold);
+            progress_sleep(p.hold, "idle hold");
             let m2 = meter(srv);
             let hold_w = window(&m1, &m2);
             sh.stop.store(true, Ordering::Release);
@@ -870,23 +1057,43 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             cpu_rows(&mut rows, &ramp_w, p.threads);
             wbound = ramp_w;
         }
-        Scenario::Echo => {
+        Scenario::Echo | Scenario::PollingMix => {
             let m2 = meter(srv);
             sh.go.store(true, Ordering::Release);
-            std::thread::sleep(p.duration);
+            progress_sleep(p.duration, p.scenario.name());
             let m3 = meter(srv);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
             let failures = sh.failed.load(Ordering::Acquire) + sh.dropped.load(Ordering::Acquire);
+            let polling = p.scenario == Scenario::PollingMix;
             rows.push(Row::new(
                 "ops_per_s",
-                "echo acks/s",
-                Some(out.ops as f64 / w.wall_s),
+                if polling {
+                    "echo acks/s (all)"
+                } else {
+                    "echo acks/s"
+                },
+                Some((out.ops + out.ops2) as f64 / w.wall_s),
                 "/s",
                 Better::Higher,
             ));
-            rows.extend(Row::latency("rtt", "echo RTT", &out.rtt));
+            rows.extend(Row::latency(
+                "rtt",
+                if polling { "ws echo RTT" } else { "echo RTT" },
+                &out.rtt,
+            ));
+            if polling {
+                rows.push(Row::new(
+                    "poll_ops_per_s",
+                    "polling echo acks/s",
+                    Some(out.ops2 as f64 / w.wall_s),
+                    "/s",
+                    Better::Higher,
+                ));
+                rows.extend(Row::latency("poll_rtt", "polling echo RTT", &out.rtt2));
+            }
+            plot.cdf = cdf(&out.rtt);
             rows.push(Row::new(
                 "failures",
                 "failures",
@@ -898,7 +1105,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 "server_cpu_us_per_op",
                 "server CPU per echo+ack",
                 w.server_cpu_ns
-                    .map(|ns| ns as f64 / 1000.0 / out.ops.max(1) as f64),
+                    .map(|ns| ns as f64 / 1000.0 / (out.ops + out.ops2).max(1) as f64),
                 "us",
                 Better::Lower,
             ));
@@ -921,6 +1128,163 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 "",
                 Better::Info,
             ));
+            cpu_rows(&mut rows, &w, p.threads);
+            wbound = w;
+        }
+        Scenario::EchoOpen => {
+            let m2 = meter(srv);
+            sh.go_ns
+                .store(sh.base.elapsed().as_nanos() as u64, Ordering::Release);
+            sh.go.store(true, Ordering::Release);
+            progress_sleep(p.duration, "echo-open");
+            // the schedule is over: let the last acks arrive (up to 5 s)
+            wait_until(Instant::now() + Duration::from_secs(5), || {
+                sh.finished.load(Ordering::Acquire) >= connected
+            });
+            let m3 = meter(srv);
+            sh.stop.store(true, Ordering::Release);
+            let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
+            let w = window(&m2, &m3);
+            let failures = sh.failed.load(Ordering::Acquire) + sh.dropped.load(Ordering::Acquire);
+            let d = p.duration.as_secs_f64();
+            rows.push(Row::new(
+                "ops_per_s",
+                "echo acks/s (answered / duration)",
+                Some(out.ops as f64 / d),
+                "/s",
+                Better::Higher,
+            ));
+            rows.push(Row::new(
+                "offered_per_s",
+                "offered rate",
+                Some(p.open_rate),
+                "/s",
+                Better::Info,
+            ));
+            rows.extend(Row::latency("rtt", "echo latency from schedule", &out.rtt));
+            rows.push(Row::new(
+                "late_sends",
+                "sends > 5 ms behind schedule",
+                Some(out.late as f64),
+                "",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "unanswered",
+                "unanswered at the end (+5 s)",
+                Some(out.unanswered as f64),
+                "",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "failures",
+                "failures",
+                Some(failures as f64),
+                "",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "server_cpu_us_per_op",
+                "server CPU per echo+ack",
+                w.server_cpu_ns
+                    .map(|ns| ns as f64 / 1000.0 / out.ops.max(1) as f64),
+                "us",
+                Better::Lower,
+            ));
+            plot.cdf = cdf(&out.rtt);
+            cpu_rows(&mut rows, &w, p.threads);
+            wbound = w;
+        }
+        Scenario::Churn | Scenario::Rooms => {
+            let m2 = meter(srv);
+            sh.go.store(true, Ordering::Release);
+            progress_sleep(p.duration, p.scenario.name());
+            let m3 = meter(srv);
+            sh.stop.store(true, Ordering::Release);
+            let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
+            let w = window(&m2, &m3);
+            let failures = sh.failed.load(Ordering::Acquire) + sh.dropped.load(Ordering::Acquire);
+            let churn = p.scenario == Scenario::Churn;
+            let (rate, cycle, cpu) = if churn {
+                (
+                    "connects/s (connect, echo, disconnect)",
+                    "cycle",
+                    "server CPU per connect+disconnect",
+                )
+            } else {
+                (
+                    "cycles/s (join, bcast, leave)",
+                    "cycle",
+                    "server CPU per join+bcast+leave",
+                )
+            };
+            rows.push(Row::new(
+                "ops_per_s",
+                rate,
+                Some(out.ops as f64 / w.wall_s),
+                "/s",
+                Better::Higher,
+            ));
+            rows.extend(Row::latency("cycle", cycle, &out.rtt));
+            if churn {
+                rows.extend(
+                    Row::latency("connect", "connect+handshake", &out.connect)
+                        .into_iter()
+                        .filter(|r| r.key.ends_with("p50") || r.key.ends_with("p99")),
+                );
+            }
+            rows.push(Row::new(
+                "failures",
+                "failures",
+                Some((failures as u64 + if churn { out.failures } else { 0 }) as f64),
+                "",
+                Better::Lower,
+            ));
+            rows.push(Row::new(
+                "server_cpu_us_per_op",
+                cpu,
+                w.server_cpu_ns
+                    .map(|ns| ns as f64 / 1000.0 / out.ops.max(1) as f64),
+                "us",
+                Better::Lower,
+            ));
+            if churn {
+                // memory must come back once the connections are gone
+                std::thread::sleep(Duration::from_secs(2));
+                let m4 = meter(srv);
+                let mb = |m: &Meter| m.srv.map(|s| s.rss_kb as f64 / 1024.0);
+                rows.push(Row::new(
+                    "rss_before_mb",
+                    "server RSS before",
+                    mb(&m0),
+                    "MB",
+                    Better::Info,
+                ));
+                rows.push(Row::new(
+                    "rss_end_mb",
+                    "server RSS at the end of churn",
+                    mb(&m3),
+                    "MB",
+                    Better::Info,
+                ));
+                rows.push(Row::new(
+                    "rss_after_mb",
+                    "server RSS 2 s after",
+                    mb(&m4),
+                    "MB",
+                    Better::Info,
+                ));
+                rows.push(Row::new(
+                    "rss_growth_mb",
+                    "RSS growth (after - before)",
+                    match (mb(&m4), mb(&m0)) {
+                        (Some(a), Some(b)) => Some(a - b),
+                        _ => None,
+                    },
+                    "MB",
+                    Better::Lower,
+                ));
+            }
             cpu_rows(&mut rows, &w, p.threads);
             wbound = w;
         }
@@ -973,9 +1337,15 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             let mut incomplete = 0;
             let mut first_send: Option<Instant> = None;
             let mut last_recv: Option<Instant> = None;
-            for (seq, sent) in &sends {
+            let mut order: Vec<(&u64, &Instant)> = sends.iter().collect();
+            order.sort();
+            for (seq, sent) in order {
                 first_send = Some(first_send.map_or(*sent, |f| f.min(*sent)));
                 if let Some((cnt, at)) = per_seq.get(seq) {
+                    plot.last_ms.push((
+                        *seq,
+                        at.saturating_duration_since(*sent).as_secs_f64() * 1000.0,
+                    ));
                     last_recv = Some(last_recv.map_or(*at, |l| l.max(*at)));
                     let _ =
                         last.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
@@ -1109,5 +1479,6 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
         rows,
         client_bound: cb,
         notes,
+        plot,
     })
 }

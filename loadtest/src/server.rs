@@ -20,6 +20,7 @@ pub fn workspace_root() -> PathBuf {
 pub enum Kind {
     Ringio,
     Node,
+    Socketioxide,
     Floor,
     External,
 }
@@ -29,6 +30,7 @@ impl Kind {
         match self {
             Kind::Ringio => "ringio",
             Kind::Node => "node-socket.io",
+            Kind::Socketioxide => "socketioxide",
             Kind::Floor => "floor",
             Kind::External => "external",
         }
@@ -108,6 +110,36 @@ pub fn ringio_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     dir.join("ringio")
+}
+
+/// The socketioxide peer's binary (its own target/ under loadtest/peers/socketioxide).
+pub fn socketioxide_binary() -> PathBuf {
+    workspace_root().join("loadtest/peers/socketioxide/target/release/socketioxide-peer")
+}
+
+/// Whether the socketioxide peer can run here: built already, or cargo can build it.
+pub fn socketioxide_available() -> bool {
+    socketioxide_binary().exists()
+        || workspace_root()
+            .join("loadtest/peers/socketioxide/Cargo.toml")
+            .exists()
+}
+
+/// The socketioxide version the peer's Cargo.lock resolved ("0.18" without a lock file).
+fn socketioxide_version(dir: &Path) -> String {
+    let lock = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap_or_default();
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() == "name = \"socketioxide\"" {
+            if let Some(v) = lines
+                .next()
+                .and_then(|v| v.trim().strip_prefix("version = "))
+            {
+                return v.trim_matches('"').to_string();
+            }
+        }
+    }
+    "0.18".into()
 }
 
 /// Makes sure the ringio binary exists: builds it with cargo (release) when missing and
@@ -242,6 +274,60 @@ impl Server {
         Ok(Server {
             kind: Kind::Node,
             label: format!("node {version} socket.io 4.8.4"),
+            addr,
+            host_header: format!("127.0.0.1:{port}"),
+            pid: Some(child.id()),
+            child: Some(child),
+            log: Some(log),
+        })
+    }
+
+    /// Starts the socketioxide 0.18 peer (loadtest/peers/socketioxide, a separate cargo project),
+    /// building it first (`cargo build --release --manifest-path ...`) when its binary is missing
+    /// and `build` is true.
+    pub fn start_socketioxide(build: bool) -> Result<Server, String> {
+        let dir = workspace_root()
+            .join("loadtest")
+            .join("peers")
+            .join("socketioxide");
+        let bin = socketioxide_binary();
+        let manifest = dir.join("Cargo.toml");
+        let how = format!(
+            "build it with: cargo build --release --manifest-path {}",
+            manifest.display()
+        );
+        if !bin.exists() {
+            if !build {
+                return Err(format!("{} not found; {how}", bin.display()));
+            }
+            eprintln!(
+                "loadtest: {} not found; {how} (first build takes minutes)",
+                bin.display()
+            );
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let st = Command::new(cargo)
+                .arg("build")
+                .arg("--release")
+                .arg("--manifest-path")
+                .arg(&manifest)
+                .status()
+                .map_err(|e| format!("cannot run cargo: {e}; {how}"))?;
+            if !st.success() || !bin.exists() {
+                return Err(format!(
+                    "cargo build failed or produced no {}; {how}",
+                    bin.display()
+                ));
+            }
+        }
+        let port = free_port().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&bin);
+        cmd.env("PORT", port.to_string()).env("HOST", "127.0.0.1");
+        let (mut child, log) = spawn_logged(cmd, "socketioxide")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_ready(addr, &mut child, &log)?;
+        Ok(Server {
+            kind: Kind::Socketioxide,
+            label: format!("socketioxide {} (tokio, axum)", socketioxide_version(&dir)),
             addr,
             host_header: format!("127.0.0.1:{port}"),
             pid: Some(child.id()),
