@@ -3,108 +3,129 @@
 //
 //   PORT=3123 node tests/js/reference-server.mjs
 //   RINGIO_URL=http://127.0.0.1:3123 node --test tests/js/interop.test.mjs
+//
+// `startReferenceServer()` is also imported by client-peer.mjs, which adds handlers on top.
 
 import { createServer } from "node:http";
+import { pathToFileURL } from "node:url";
 import { Server } from "socket.io";
 
-const PORT = Number(process.env.PORT ?? 3000);
-const HOST = process.env.HOST ?? "127.0.0.1";
+/**
+ * Starts the reference handler set on PORT/HOST (environment). `options` go to socket.io's
+ * Server; `extend(io)` may add handlers; `label` names the server in its start-up line.
+ */
+export function startReferenceServer({
+  options = {},
+  extend = () => {},
+  label = "reference server",
+  httpServer = createServer(),
+} = {}) {
+  const PORT = Number(process.env.PORT ?? 3000);
+  const HOST = process.env.HOST ?? "127.0.0.1";
 
-const httpServer = createServer();
-const io = new Server(httpServer, {
-  cors: { origin: "*" },
-});
-
-function echoHandler(socket) {
-  socket.on("echo", (...args) => {
-    const last = args[args.length - 1];
-    if (typeof last === "function") {
-      const ack = args.pop();
-      ack(...args);
-    } else {
-      socket.emit("echo", ...args);
-    }
-  });
-}
-
-// Calls `ack(value)` only if the client asked for an acknowledgement.
-function maybeAck(ack, ...values) {
-  if (typeof ack === "function") ack(...values);
-}
-
-let bcastCounter = 0;
-
-const root = io.of("/");
-root.on("connection", (socket) => {
-  echoHandler(socket);
-
-  socket.on("join", (room, ack) => {
-    socket.join(room);
-    maybeAck(ack, true);
+  const io = new Server(httpServer, {
+    cors: { origin: "*" },
+    ...options,
   });
 
-  socket.on("leave", (room, ack) => {
-    socket.leave(room);
-    maybeAck(ack, true);
-  });
+  function echoHandler(socket) {
+    socket.on("echo", (...args) => {
+      const last = args[args.length - 1];
+      if (typeof last === "function") {
+        const ack = args.pop();
+        ack(...args);
+      } else {
+        socket.emit("echo", ...args);
+      }
+    });
+  }
 
-  socket.on("bcast", (room, ack) => {
-    const n = ++bcastCounter;
-    const target = room == null ? root : root.to(room);
-    target.emit("b", { seq: n, t: Date.now() });
-    maybeAck(ack, n);
-  });
+  // Calls `ack(value)` only if the client asked for an acknowledgement.
+  function maybeAck(ack, ...values) {
+    if (typeof ack === "function") ack(...values);
+  }
 
-  socket.on("bcast-payload", (room, payload, ack) => {
-    const target = room == null ? root : root.to(room);
-    target.emit("b", payload);
-    maybeAck(ack, true);
-  });
+  let bcastCounter = 0;
 
-  // Namespace-level disconnect: the Engine.IO connection stays open.
-  socket.on("disconnect-me", () => {
-    socket.disconnect();
-  });
+  const root = io.of("/");
+  root.on("connection", (socket) => {
+    echoHandler(socket);
 
-  // Close the whole Engine.IO connection, like a network loss.
-  socket.on("drop-transport", () => {
-    socket.conn.close();
-  });
+    socket.on("join", (room, ack) => {
+      socket.join(room);
+      maybeAck(ack, true);
+    });
 
-  socket.on("ask", (x, ack) => {
-    socket.timeout(500).emit("question", x, (err, answer) => {
-      maybeAck(ack, err ? "timeout" : answer);
+    socket.on("leave", (room, ack) => {
+      socket.leave(room);
+      maybeAck(ack, true);
+    });
+
+    socket.on("bcast", (room, ack) => {
+      const n = ++bcastCounter;
+      const target = room == null ? root : root.to(room);
+      target.emit("b", { seq: n, t: Date.now() });
+      maybeAck(ack, n);
+    });
+
+    socket.on("bcast-payload", (room, payload, ack) => {
+      const target = room == null ? root : root.to(room);
+      target.emit("b", payload);
+      maybeAck(ack, true);
+    });
+
+    // Namespace-level disconnect: the Engine.IO connection stays open.
+    socket.on("disconnect-me", () => {
+      socket.disconnect();
+    });
+
+    // Close the whole Engine.IO connection, like a network loss.
+    socket.on("drop-transport", () => {
+      socket.conn.close();
+    });
+
+    socket.on("ask", (x, ack) => {
+      socket.timeout(500).emit("question", x, (err, answer) => {
+        maybeAck(ack, err ? "timeout" : answer);
+      });
     });
   });
-});
 
-io.of("/custom").on("connection", (socket) => {
-  echoHandler(socket);
-});
-
-const secure = io.of("/secure");
-secure.use((socket, next) => {
-  const auth = socket.handshake.auth;
-  if (auth && auth.token === "secret") {
-    next();
-  } else {
-    const err = new Error("not authorized");
-    err.data = { code: 401 };
-    next(err);
-  }
-});
-secure.on("connection", (socket) => {
-  socket.emit("welcome", socket.handshake.auth);
-});
-
-httpServer.listen(PORT, HOST, () => {
-  console.log(`socket.io reference server listening on http://${HOST}:${PORT}`);
-});
-
-for (const sig of ["SIGINT", "SIGTERM"]) {
-  process.on(sig, () => {
-    io.close();
-    httpServer.close(() => process.exit(0));
-    setTimeout(() => process.exit(0), 500).unref();
+  io.of("/custom").on("connection", (socket) => {
+    echoHandler(socket);
   });
+
+  const secure = io.of("/secure");
+  secure.use((socket, next) => {
+    const auth = socket.handshake.auth;
+    if (auth && auth.token === "secret") {
+      next();
+    } else {
+      const err = new Error("not authorized");
+      err.data = { code: 401 };
+      next(err);
+    }
+  });
+  secure.on("connection", (socket) => {
+    socket.emit("welcome", socket.handshake.auth);
+  });
+
+  extend(io, { maybeAck, echoHandler });
+
+  httpServer.listen(PORT, HOST, () => {
+    console.log(`socket.io ${label} listening on http://${HOST}:${PORT}`);
+  });
+
+  for (const sig of ["SIGINT", "SIGTERM"]) {
+    process.on(sig, () => {
+      io.close();
+      httpServer.close(() => process.exit(0));
+      setTimeout(() => process.exit(0), 500).unref();
+    });
+  }
+  return io;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  startReferenceServer();
 }
