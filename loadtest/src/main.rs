@@ -9,6 +9,7 @@
 mod client;
 mod floor;
 mod plot;
+mod reconnect;
 mod report;
 mod scenario;
 mod server;
@@ -92,6 +93,10 @@ struct Opts {
     /// Write the results as JSON to this file.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
+    /// Generator processes (idle, echo): this one plus N-1 child `loadtest` processes, each
+    /// opening its slice of the connections under its own open-file limit (default 1).
+    #[arg(long, global = true, default_value_t = 1)]
+    procs: usize,
     /// Do not build the ringio binary when it is missing.
     #[arg(long, global = true)]
     no_build: bool,
@@ -116,6 +121,17 @@ enum Cmd {
     Rooms,
     /// Closed-loop echo (C = 200) with 5% of the connections on HTTP long-polling.
     PollingMix,
+    /// Reconnect storm: C conns (default 2000); the harness stops the server (SIGTERM) and
+    /// starts it again on the same port; clients reconnect with socket.io-client's backoff and
+    /// send one echo+ack: time until 50/99/100% are back, attempts, failures, CPU/reconnect.
+    Reconnect {
+        /// Server to start and restart: ringio or node.
+        #[arg(long, default_value = "ringio")]
+        server: String,
+        /// Milliseconds to keep the server down between its exit and the new start.
+        #[arg(long, default_value_t = 0)]
+        down_ms: u64,
+    },
     /// The short default suite: idle 1000, echo 5 s, fanout 1000 x 10.
     Suite,
     /// The same scenario(s) against ringio and Node socket.io 4.8, side by side with ratios.
@@ -143,6 +159,22 @@ enum Cmd {
     FloorServer {
         #[arg(long)]
         port: u16,
+    },
+    /// A child generator process of `--procs N` (driven over stdin/stdout by its parent).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        #[arg(long)]
+        host_header: String,
+        #[arg(long)]
+        proc_index: usize,
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        #[arg(long)]
+        bind_src: bool,
+        #[arg(long)]
+        floor: bool,
     },
     /// Run one scenario by name (same as the subcommands).
     Run {
@@ -184,6 +216,8 @@ fn params(s: Scenario, o: &Opts, suite: bool) -> Params {
         open_rate: o.open_rate.max(1.0),
         rooms: o.rooms.max(1),
         floor: false,
+        procs: o.procs.max(1),
+        proc_index: 0,
     }
 }
 
@@ -240,6 +274,59 @@ fn run_one(kind: &str, p: &Params, o: &Opts) -> Result<RunResult, String> {
     r
 }
 
+/// `loadtest reconnect`: returns the exit code.
+fn run_reconnect(kind: &str, down_ms: u64, o: &Opts, nofile: u64) -> i32 {
+    if o.url.is_some() {
+        eprintln!(
+            "loadtest: reconnect stops and restarts the server itself; --url (an external \
+             server) is not allowed"
+        );
+        return 2;
+    }
+    if kind != "ringio" && kind != "node" {
+        eprintln!("loadtest: reconnect: --server must be ringio or node (got {kind:?})");
+        return 2;
+    }
+    let conns = o.conns.unwrap_or(2000);
+    if (conns + 1) as u64 + 64 > nofile {
+        eprintln!("loadtest: {conns} connections exceed this process's open-file limit ({nofile})");
+        return 2;
+    }
+    let threads = o.threads.unwrap_or_else(cores).max(1);
+    let rate = o.rate.unwrap_or(1000.0).max(1.0);
+    let mut srv = match start(kind, o) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("loadtest: reconnect on {kind}: {e}");
+            return 1;
+        }
+    };
+    eprintln!(
+        "loadtest: reconnect on {} ({}), pid {}",
+        srv.label,
+        srv.addr,
+        srv.pid.map_or("?".into(), |p| p.to_string())
+    );
+    let r = reconnect::run(&mut srv, conns, rate, threads, down_ms);
+    srv.stop();
+    match r {
+        Ok(r) => {
+            report::print_single(&r);
+            if let Some(path) = &o.json {
+                if let Err(e) = report::write_json(path, std::slice::from_ref(&r), machine_json()) {
+                    eprintln!("loadtest: cannot write {}: {e}", path.display());
+                    return 1;
+                }
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("loadtest: reconnect on {kind}: {e}");
+            1
+        }
+    }
+}
+
 fn machine_json() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -264,6 +351,35 @@ fn main() {
         floor::serve(*port, o.shards.unwrap_or_else(cores));
     }
     let nofile = raise_nofile();
+    if let Some(Cmd::Worker {
+        target,
+        host_header,
+        proc_index,
+        scenario,
+        bind_src,
+        floor,
+    }) = &cli.cmd
+    {
+        let mut p = params(*scenario, &o, false);
+        p.proc_index = *proc_index;
+        p.floor = *floor;
+        if (p.local_conns() + 64) as u64 > nofile {
+            eprintln!(
+                "loadtest worker {proc_index}: {} connections exceed its open-file limit ({nofile})",
+                p.local_conns()
+            );
+            std::process::exit(2);
+        }
+        std::process::exit(scenario::multi::worker(
+            *target,
+            host_header.clone(),
+            *bind_src,
+            p,
+        ));
+    }
+    if let Some(Cmd::Reconnect { server, down_ms }) = &cli.cmd {
+        std::process::exit(run_reconnect(server, *down_ms, &o, nofile));
+    }
     let cmd = cli.cmd.unwrap_or(Cmd::Suite);
     let (suite, scenarios, servers): (bool, Vec<Scenario>, Vec<String>) = match &cmd {
         Cmd::Idle => (false, vec![Scenario::Idle], vec!["ringio".into()]),
@@ -279,7 +395,9 @@ fn main() {
             vec![Scenario::Idle, Scenario::Echo, Scenario::Fanout],
             vec!["ringio".into()],
         ),
-        Cmd::FloorServer { .. } => unreachable!("handled above"),
+        Cmd::FloorServer { .. } | Cmd::Reconnect { .. } | Cmd::Worker { .. } => {
+            unreachable!("handled above")
+        }
         Cmd::Floor { scenarios } => {
             if o.url.is_some() {
                 eprintln!("loadtest: floor starts its own servers; --url is not allowed");
@@ -325,11 +443,28 @@ fn main() {
     let mut failed = false;
     for s in &scenarios {
         let p = params(*s, &o, suite);
-        if (p.conns + 1) as u64 + 64 > nofile {
+        if p.procs > 1 && !scenario::multi::supported(*s) {
             eprintln!(
-                "loadtest: {} connections exceed this process's open-file limit ({nofile}); \
-                 lower --conns (several generator processes are not supported yet)",
-                p.conns
+                "loadtest: --procs {} is supported for idle and echo only, not {}",
+                p.procs,
+                s.name()
+            );
+            std::process::exit(2);
+        }
+        let slice = p.local_conns(); // process 0 has the largest slice
+        if p.procs > 1 {
+            eprintln!(
+                "loadtest: {} generator processes, open-file limit per process {nofile}, \
+                 up to {slice} connections each",
+                p.procs
+            );
+        }
+        if (slice + 1) as u64 + 64 > nofile {
+            eprintln!(
+                "loadtest: {slice} connections per generator process exceed the per-process \
+                 open-file limit ({nofile}, ulimit -n) with 64 fds to spare; raise --procs \
+                 (now {}) or lower --conns",
+                p.procs
             );
             std::process::exit(2);
         }

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 mod more;
+pub mod multi;
 
 /// Which scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -74,9 +75,23 @@ pub struct Params {
     pub rooms: usize,
     /// run the raw-TCP floor variant of the scenario (against `loadtest floor-server`)
     pub floor: bool,
+    /// generator processes (`--procs`) and this process's index: it opens connection i when
+    /// i % procs == proc_index
+    pub procs: usize,
+    pub proc_index: usize,
+}
+
+/// How many of `conns` connections process `k` of `procs` opens (those with i % procs == k).
+pub fn local_count(conns: usize, procs: usize, k: usize) -> usize {
+    (conns + procs - 1).saturating_sub(k) / procs
 }
 
 impl Params {
+    /// The connections this process opens.
+    pub fn local_conns(&self) -> usize {
+        local_count(self.conns, self.procs, self.proc_index)
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let mut m = serde_json::json!({
             "scenario": self.scenario.name(),
@@ -84,6 +99,7 @@ impl Params {
             "connect_rate_per_s": self.rate,
             "client_threads": self.threads,
             "floor": self.floor,
+            "generator_procs": self.procs,
         });
         let o = m.as_object_mut().expect("object");
         match self.scenario {
@@ -182,7 +198,14 @@ impl Params {
                 _ => format!("{what} -> raw TCP"),
             }
         };
-        format!("{what}, {} client threads", self.threads)
+        if self.procs > 1 {
+            format!(
+                "{what}, {} processes x {} client threads",
+                self.procs, self.threads
+            )
+        } else {
+            format!("{what}, {} client threads", self.threads)
+        }
     }
 }
 
@@ -667,7 +690,7 @@ async fn client_thread(t: usize, sh: Arc<Shared>) -> ThreadOut {
             active.set(active.get() - 1);
         });
     };
-    let mut i = t;
+    let mut i = p.proc_index + p.procs * t;
     while i < p.conns {
         if sh.stop.load(Ordering::Acquire) {
             break;
@@ -693,9 +716,9 @@ async fn client_thread(t: usize, sh: Arc<Shared>) -> ThreadOut {
             (Scenario::Echo, true) => spawn_tracked(Box::pin(floor_echoer(sh2, i, reg2, out2))),
             (_, true) => spawn_tracked(Box::pin(floor_reader(sh2, i, reg2, out2))),
         }
-        i += p.threads;
+        i += p.threads * p.procs;
     }
-    if p.scenario == Scenario::Fanout && t == 0 {
+    if p.scenario == Scenario::Fanout && t == 0 && p.proc_index == 0 {
         if p.floor {
             spawn_tracked(Box::pin(floor_sender(sh.clone(), reg.clone(), out.clone())));
         } else {
@@ -749,10 +772,15 @@ struct Meter {
     at: Instant,
 }
 
-fn meter(s: &Server) -> Meter {
+fn meter(s: &Server, workers: &[u32]) -> Meter {
+    let wk: u64 = workers
+        .iter()
+        .filter_map(|&pid| ProcSample::of(pid))
+        .map(|x| x.cpu_ns)
+        .sum();
     Meter {
         srv: s.sample(),
-        client_ns: server::self_cpu_ns(),
+        client_ns: server::self_cpu_ns() + wk,
         machine: server::machine_cpu(),
         at: Instant::now(),
     }
@@ -946,14 +974,22 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
         go_ns: AtomicU64::new(0),
         finished: AtomicUsize::new(0),
     });
+    let mut workers = if p.procs > 1 {
+        multi::Workers::spawn(srv.addr, &srv.host_header, bind_src, p)?
+    } else {
+        multi::Workers::default()
+    };
+    let wp = workers.pids();
+    let tthreads = p.threads * p.procs;
     let handles = spawn_clients(&sh);
     std::thread::sleep(Duration::from_millis(200)); // runtimes up, server settled
-    let m0 = meter(srv);
+    let m0 = meter(srv, &wp);
     let ramp_at = sh.base.elapsed() + Duration::from_millis(5);
     sh.ramp_start_ns
         .store(ramp_at.as_nanos() as u64, Ordering::Release);
+    workers.send("ramp");
     sh.ramp.store(true, Ordering::Release);
-    let n = p.conns;
+    let n = p.local_conns();
     let ramp_budget = Duration::from_secs_f64(n as f64 / p.rate) + Duration::from_secs(15);
     let mut pr = Progress::new(
         &format!("{} ramp", p.scenario.name()),
@@ -970,8 +1006,11 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 || sh.sender_failed.load(Ordering::Acquire))
     });
     pr.finish();
-    let m1 = meter(srv);
-    let connected = sh.connected.load(Ordering::Acquire);
+    let (w_ok, w_failed) = workers.ramped();
+    let m1 = meter(srv, &wp);
+    let connected = sh.connected.load(Ordering::Acquire) + w_ok;
+    let n = p.conns;
+    let ramp_done = ramp_done && connected + w_failed >= n;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     if !ramp_done {
@@ -986,11 +1025,18 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     match p.scenario {
         Scenario::Idle => {
             progress_sleep(p.hold, "idle hold");
-            let m2 = meter(srv);
+            let m2 = meter(srv, &wp);
             let hold_w = window(&m1, &m2);
             sh.stop.store(true, Ordering::Release);
-            let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
-            let failures = sh.failed.load(Ordering::Acquire) + sh.dropped.load(Ordering::Acquire);
+            let mut out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
+            let wo = workers.finish(&mut out);
+            if let Some(e) = wo.first_error {
+                let _ = sh.first_error.set(e);
+            }
+            let failures = sh.failed.load(Ordering::Acquire)
+                + sh.dropped.load(Ordering::Acquire)
+                + wo.failed
+                + wo.dropped;
             rows.push(Row::new(
                 "connections",
                 "connections open",
@@ -1054,18 +1100,26 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 "%",
                 Better::Lower,
             ));
-            cpu_rows(&mut rows, &ramp_w, p.threads);
+            cpu_rows(&mut rows, &ramp_w, tthreads);
             wbound = ramp_w;
         }
         Scenario::Echo | Scenario::PollingMix => {
-            let m2 = meter(srv);
+            let m2 = meter(srv, &wp);
+            workers.send("go");
             sh.go.store(true, Ordering::Release);
             progress_sleep(p.duration, p.scenario.name());
-            let m3 = meter(srv);
+            let m3 = meter(srv, &wp);
             sh.stop.store(true, Ordering::Release);
-            let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
+            let mut out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
+            let wo = workers.finish(&mut out);
+            if let Some(e) = wo.first_error {
+                let _ = sh.first_error.set(e);
+            }
             let w = window(&m2, &m3);
-            let failures = sh.failed.load(Ordering::Acquire) + sh.dropped.load(Ordering::Acquire);
+            let failures = sh.failed.load(Ordering::Acquire)
+                + sh.dropped.load(Ordering::Acquire)
+                + wo.failed
+                + wo.dropped;
             let polling = p.scenario == Scenario::PollingMix;
             rows.push(Row::new(
                 "ops_per_s",
@@ -1128,11 +1182,11 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 "",
                 Better::Info,
             ));
-            cpu_rows(&mut rows, &w, p.threads);
+            cpu_rows(&mut rows, &w, tthreads);
             wbound = w;
         }
         Scenario::EchoOpen => {
-            let m2 = meter(srv);
+            let m2 = meter(srv, &wp);
             sh.go_ns
                 .store(sh.base.elapsed().as_nanos() as u64, Ordering::Release);
             sh.go.store(true, Ordering::Release);
@@ -1141,7 +1195,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wait_until(Instant::now() + Duration::from_secs(5), || {
                 sh.finished.load(Ordering::Acquire) >= connected
             });
-            let m3 = meter(srv);
+            let m3 = meter(srv, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1192,14 +1246,14 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 Better::Lower,
             ));
             plot.cdf = cdf(&out.rtt);
-            cpu_rows(&mut rows, &w, p.threads);
+            cpu_rows(&mut rows, &w, tthreads);
             wbound = w;
         }
         Scenario::Churn | Scenario::Rooms => {
-            let m2 = meter(srv);
+            let m2 = meter(srv, &wp);
             sh.go.store(true, Ordering::Release);
             progress_sleep(p.duration, p.scenario.name());
-            let m3 = meter(srv);
+            let m3 = meter(srv, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1251,7 +1305,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             if churn {
                 // memory must come back once the connections are gone
                 std::thread::sleep(Duration::from_secs(2));
-                let m4 = meter(srv);
+                let m4 = meter(srv, &wp);
                 let mb = |m: &Meter| m.srv.map(|s| s.rss_kb as f64 / 1024.0);
                 rows.push(Row::new(
                     "rss_before_mb",
@@ -1285,12 +1339,12 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                     Better::Lower,
                 ));
             }
-            cpu_rows(&mut rows, &w, p.threads);
+            cpu_rows(&mut rows, &w, tthreads);
             wbound = w;
         }
         Scenario::Fanout => {
             std::thread::sleep(Duration::from_millis(300));
-            let m2 = meter(srv);
+            let m2 = meter(srv, &wp);
             sh.go.store(true, Ordering::Release);
             let expected = (connected * p.broadcasts) as u64;
             let sched = p.interval * p.broadcasts as u32;
@@ -1311,7 +1365,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 }
                 false
             });
-            let m3 = meter(srv);
+            let m3 = meter(srv, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1435,7 +1489,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 "KB",
                 Better::Lower,
             ));
-            cpu_rows(&mut rows, &w, p.threads);
+            cpu_rows(&mut rows, &w, tthreads);
             wbound = w;
         }
     }
@@ -1464,7 +1518,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             .find(|r| r.key == "ops_per_s")
             .and_then(|r| r.value)
             .is_some_and(|v| v >= 0.9 * p.rate);
-    let cb = !rate_met && client_bound(&wbound, p.threads, other);
+    let cb = !rate_met && client_bound(&wbound, tthreads, other);
     if other > 0.25 {
         notes.push(format!(
             "the machine was shared: other processes used {other:.2} of {cores} cores during the measured phase; figures are noisy"

@@ -46,6 +46,32 @@ pub struct Server {
     pub pid: Option<u32>,
     child: Option<Child>,
     pub log: Option<PathBuf>,
+    /// how to start the same server again on the same port (`restart`)
+    respawn: Option<Respawn>,
+}
+
+/// The command line of a server the harness started, kept to start it again.
+#[derive(Clone)]
+struct Respawn {
+    name: &'static str,
+    prog: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+}
+
+impl Respawn {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.prog);
+        cmd.args(&self.args);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        if let Some(d) = &self.cwd {
+            cmd.current_dir(d);
+        }
+        cmd
+    }
 }
 
 impl Drop for Server {
@@ -182,21 +208,27 @@ impl Server {
     pub fn start_ringio(shards: usize, build: bool) -> Result<Server, String> {
         let bin = ensure_ringio(build)?;
         let port = free_port().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&bin);
-        cmd.args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--shards",
-            &shards.to_string(),
-        ]);
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("RINGIO_LOG").unwrap_or("warn".into()),
-        );
-        let (mut child, log) = spawn_logged(cmd, "ringio")?;
+        let rs = Respawn {
+            name: "ringio",
+            prog: bin,
+            args: [
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--shards",
+                &shards.to_string(),
+            ]
+            .map(String::from)
+            .to_vec(),
+            envs: vec![(
+                "RUST_LOG".into(),
+                std::env::var("RINGIO_LOG").unwrap_or("warn".into()),
+            )],
+            cwd: None,
+        };
+        let (mut child, log) = spawn_logged(rs.command(), "ringio")?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         wait_ready(addr, &mut child, &log)?;
         Ok(Server {
@@ -207,6 +239,7 @@ impl Server {
             pid: Some(child.id()),
             child: Some(child),
             log: Some(log),
+            respawn: Some(rs),
         })
     }
 
@@ -233,6 +266,7 @@ impl Server {
             pid: Some(child.id()),
             child: Some(child),
             log: Some(log),
+            respawn: None,
         })
     }
 
@@ -257,12 +291,17 @@ impl Server {
             }
         }
         let port = free_port().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("node");
-        cmd.arg("server.js")
-            .current_dir(&dir)
-            .env("PORT", port.to_string())
-            .env("HOST", "127.0.0.1");
-        let (mut child, log) = spawn_logged(cmd, "node")?;
+        let rs = Respawn {
+            name: "node",
+            prog: "node".into(),
+            args: vec!["server.js".into()],
+            envs: vec![
+                ("PORT".into(), port.to_string()),
+                ("HOST".into(), "127.0.0.1".into()),
+            ],
+            cwd: Some(dir.clone()),
+        };
+        let (mut child, log) = spawn_logged(rs.command(), "node")?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         wait_ready(addr, &mut child, &log)?;
         let version = Command::new("node")
@@ -279,6 +318,7 @@ impl Server {
             pid: Some(child.id()),
             child: Some(child),
             log: Some(log),
+            respawn: Some(rs),
         })
     }
 
@@ -333,6 +373,7 @@ impl Server {
             pid: Some(child.id()),
             child: Some(child),
             log: Some(log),
+            respawn: None,
         })
     }
 
@@ -361,7 +402,24 @@ impl Server {
             pid,
             child: None,
             log: None,
+            respawn: None,
         })
+    }
+
+    /// Starts the server again, same command and port, after `stop` (ringio and node only);
+    /// returns once it listens. The new process's log goes to a new `-restart` file.
+    pub fn restart(&mut self) -> Result<(), String> {
+        let rs = self
+            .respawn
+            .clone()
+            .ok_or_else(|| format!("{} cannot be restarted by the harness", self.label))?;
+        self.stop();
+        let (mut child, log) = spawn_logged(rs.command(), &format!("{}-restart", rs.name))?;
+        wait_ready(self.addr, &mut child, &log)?;
+        self.pid = Some(child.id());
+        self.child = Some(child);
+        self.log = Some(log);
+        Ok(())
     }
 
     /// Stops a server this harness started (SIGTERM, then SIGKILL after 3 s).
