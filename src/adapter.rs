@@ -214,9 +214,14 @@ impl LocalAdapter {
     pub fn broadcast(&self, msg: BroadcastMsg, local_only: bool) -> usize {
         let sh = shard();
         let n = sh.peers.inboxes.len();
+        // Only emits are pruned by the presence table. Control operations (fetch, acks,
+        // sockets_join/leave, disconnect) go to every shard: a remote join posted earlier from
+        // this shard may not have set its presence bit yet, and per-origin FIFO then orders the
+        // operation after it on every shard.
+        let prune = matches!(msg.op, Op::Emit { .. });
         let mask: u64 = if local_only {
             1 << sh.id
-        } else if msg.rooms.is_empty() {
+        } else if msg.rooms.is_empty() || !prune {
             if n >= 64 {
                 u64::MAX
             } else {
