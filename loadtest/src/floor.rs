@@ -8,9 +8,11 @@
 //! - `R` (fan-out receiver): registered on its shard; gets every broadcast frame.
 //! - `S` (fan-out trigger): each 8-byte seq (u64 LE) it sends is one broadcast: the shard
 //!   encodes the 42-byte frame once (`\x81\x28` + 40 bytes, a WebSocket text frame carrying the
-//!   seq), wakes its receivers (each writes that frame to its socket), forwards the seq to every
-//!   other shard through a Unix socket pair per shard (each does the same for its receivers),
-//!   then writes the 8-byte seq back as the ack.
+//!   seq), wakes its receivers (each writes that frame to its socket: one write per frame and
+//!   receiver, also when a burst of seqs came at once), forwards the seq to every other shard
+//!   through a Unix socket pair per shard (each does the same for its receivers), then writes the
+//!   8-byte seq back as the ack. Seqs read together (`--burst`) are published, forwarded and
+//!   acked together.
 
 use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
@@ -46,10 +48,14 @@ pub fn echo_msg_len(payload_len: usize) -> usize {
     6 + 2 + 4 + "[\"echo\",\"\"]".len() + payload_len
 }
 
-/// Shard-local broadcast: the last seq, its pre-encoded frame, the receivers waiting for it.
+/// Pre-encoded frames kept per shard (by seq % RING), for receivers a few broadcasts behind.
+const RING: usize = 1024;
+
+/// Shard-local broadcast: the last seq, the pre-encoded frames of the last `RING` seqs, the
+/// receivers waiting for the next one.
 struct Bcast {
     seq: Cell<u64>,
-    frame: Cell<[u8; FRAME_LEN]>,
+    frames: RefCell<Vec<[u8; FRAME_LEN]>>,
     waiters: RefCell<Vec<Waker>>,
 }
 
@@ -57,7 +63,7 @@ impl Default for Bcast {
     fn default() -> Self {
         Bcast {
             seq: Cell::new(0),
-            frame: Cell::new(frame(0)),
+            frames: RefCell::new(vec![frame(0); RING]),
             waiters: RefCell::new(Vec::new()),
         }
     }
@@ -68,10 +74,19 @@ impl Bcast {
         if seq <= self.seq.get() {
             return;
         }
-        self.frame.set(frame(seq));
+        self.frames.borrow_mut()[seq as usize % RING] = frame(seq);
         self.seq.set(seq);
         for w in self.waiters.borrow_mut().drain(..) {
             w.wake();
+        }
+    }
+
+    /// The frame of `seq` (pre-encoded while it is among the last `RING`).
+    fn frame_of(&self, seq: u64) -> [u8; FRAME_LEN] {
+        if self.seq.get().saturating_sub(seq) < RING as u64 {
+            self.frames.borrow()[seq as usize % RING]
+        } else {
+            frame(seq)
         }
     }
 
@@ -87,6 +102,15 @@ impl Bcast {
         })
         .await
     }
+}
+
+/// Publishes every whole 8-byte seq at the front of `pending`; returns how many bytes that was.
+fn publish_all(bc: &Bcast, pending: &[u8]) -> usize {
+    let n = pending.len() / 8 * 8;
+    for c in pending[..n].chunks_exact(8) {
+        bc.publish(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    n
 }
 
 fn bind(port: u16) -> std::io::Result<std::net::TcpListener> {
@@ -172,13 +196,17 @@ async fn shard(l: std::net::TcpListener, rx: std::os::unix::net::UnixStream, oth
     let bc2 = bc.clone();
     monoio::spawn(async move {
         let mut rx = rx;
-        let mut buf = Vec::with_capacity(8);
+        let mut buf = Vec::with_capacity(8 * 256);
+        let mut pending: Vec<u8> = Vec::new();
         loop {
-            let (r, b) = rx.read_exact(buf).await;
-            if r.is_err() {
-                return;
+            let (r, b) = rx.read(buf).await;
+            match r {
+                Ok(n) if n > 0 => {}
+                _ => return,
             }
-            bc2.publish(u64::from_le_bytes(b[..8].try_into().expect("8 bytes")));
+            pending.extend_from_slice(&b);
+            let n = publish_all(&bc2, &pending);
+            pending.drain(..n);
             buf = b;
             buf.clear();
         }
@@ -220,48 +248,50 @@ async fn conn(mut s: TcpStream, bc: Rc<Bcast>, others: Rc<Vec<RawFd>>) {
         }
         b'R' => {
             let mut last = bc.seq.get();
-            let mut buf = Vec::with_capacity(FRAME_LEN * 4);
+            let mut buf = Vec::with_capacity(FRAME_LEN);
             loop {
                 let now = bc.wait_past(last).await;
-                buf.clear();
-                if now == last + 1 {
-                    buf.extend_from_slice(&bc.frame.get());
-                } else {
-                    // fell behind by several broadcasts: write each one
-                    for q in last + 1..=now {
-                        buf.extend_from_slice(&frame(q));
+                // one write per frame, also when several broadcasts are due at once
+                for q in last + 1..=now {
+                    buf.clear();
+                    buf.extend_from_slice(&bc.frame_of(q));
+                    let (r, b) = s.write_all(buf).await;
+                    if r.is_err() {
+                        return;
                     }
+                    buf = b;
                 }
                 last = now;
-                let (r, b) = s.write_all(buf).await;
-                if r.is_err() {
-                    return;
-                }
-                buf = b;
             }
         }
         b'S' => {
-            let mut buf = Vec::with_capacity(8);
+            let mut buf = Vec::with_capacity(8 * 256);
+            let mut pending: Vec<u8> = Vec::new();
             loop {
-                let (r, b) = s.read_exact(buf).await;
-                if r.is_err() {
-                    return;
+                let (r, b) = s.read(buf).await;
+                match r {
+                    Ok(n) if n > 0 => {}
+                    _ => return,
                 }
-                let seq = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
-                bc.publish(seq);
+                pending.extend_from_slice(&b);
+                buf = b;
+                buf.clear();
+                let n = publish_all(&bc, &pending);
+                if n == 0 {
+                    continue;
+                }
                 for fd in others.iter() {
-                    // SAFETY: writing 8 bytes from a live buffer to a socketpair end kept open by
+                    // SAFETY: writing n bytes from a live buffer to a socketpair end kept open by
                     // the server for its whole life.
                     unsafe {
-                        libc::write(*fd, b.as_ptr() as *const libc::c_void, 8);
+                        libc::write(*fd, pending.as_ptr() as *const libc::c_void, n);
                     }
                 }
-                let (r, mut b) = s.write_all(b).await;
+                let ack: Vec<u8> = pending.drain(..n).collect();
+                let (r, _) = s.write_all(ack).await;
                 if r.is_err() {
                     return;
                 }
-                b.clear();
-                buf = b;
             }
         }
         _ => {}

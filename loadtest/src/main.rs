@@ -80,6 +80,10 @@ struct Opts {
     /// fanout: milliseconds between broadcasts (default 100).
     #[arg(long, global = true, default_value_t = 100)]
     interval_ms: u64,
+    /// fanout: `bcast` messages per slot, sent back to back without waiting for each ack (the
+    /// floor's trigger sends as many seqs per slot); default 1.
+    #[arg(long, global = true, default_value_t = 1)]
+    burst: usize,
     /// echo-open: total echo+ack rate per second over all connections (default 10000).
     #[arg(long, global = true, default_value_t = 10_000.0)]
     open_rate: f64,
@@ -212,6 +216,7 @@ fn params(s: Scenario, o: &Opts, suite: bool) -> Params {
         payload_len: o.payload_len,
         broadcasts: o.broadcasts.unwrap_or(if suite { 10 } else { 20 }).max(1),
         interval: Duration::from_millis(o.interval_ms),
+        burst: o.burst.max(1),
         threads: o.threads.unwrap_or_else(cores).max(1),
         open_rate: o.open_rate.max(1.0),
         rooms: o.rooms.max(1),

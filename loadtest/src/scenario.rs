@@ -68,6 +68,8 @@ pub struct Params {
     /// fanout: broadcasts and their spacing
     pub broadcasts: usize,
     pub interval: Duration,
+    /// fanout: `bcast` messages per slot, sent back to back (acks collected afterwards)
+    pub burst: usize,
     pub threads: usize,
     /// echo-open: total echo+ack rate per second
     pub open_rate: f64,
@@ -129,6 +131,7 @@ impl Params {
             }
             Scenario::Fanout => {
                 o.insert("broadcasts".into(), self.broadcasts.into());
+                o.insert("burst".into(), self.burst.into());
                 o.insert(
                     "interval_ms".into(),
                     (self.interval.as_secs_f64() * 1000.0).into(),
@@ -151,6 +154,13 @@ impl Params {
                 self.conns,
                 self.duration.as_secs_f64(),
                 self.payload_len
+            ),
+            Scenario::Fanout if self.burst > 1 => format!(
+                "{} receivers + 1 sender, {} slots every {} ms x {} bcast back to back",
+                self.conns,
+                self.broadcasts,
+                self.interval.as_millis(),
+                self.burst
             ),
             Scenario::Fanout => format!(
                 "{} receivers + 1 sender, {} bcast every {} ms",
@@ -261,8 +271,9 @@ struct ThreadOut {
     failures: u64,
     /// fanout: (seq, receive instant) per delivery to a receiver
     recv: Vec<(u64, Instant)>,
-    /// fanout: (seq, send instant, ack rtt) per broadcast (thread 0 only)
-    sends: Vec<(u64, Instant, Duration)>,
+    /// fanout: (seq, slot, the slot's first send instant, ack rtt from it) per `bcast` message
+    /// (thread 0 only)
+    sends: Vec<(u64, usize, Instant, Duration)>,
     /// polling-mix: long-polling round trips
     rtt2: Histogram<u64>,
     ops2: u64,
@@ -403,7 +414,8 @@ async fn echoer(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<Thread
     conn.close().await;
 }
 
-/// Fanout sender (thread 0): `bcast` null every interval, waiting for each ack.
+/// Fanout sender (thread 0): every interval, `burst` x `bcast` null back to back (distinct ack
+/// ids, acks collected afterwards), then the next slot.
 async fn sender(sh: Arc<Shared>, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
     let idx = sh.params.conns; // an index past the receivers
     let mut conn = match open(&sh, idx, &reg).await {
@@ -416,7 +428,9 @@ async fn sender(sh: Arc<Shared>, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
     };
     sh.sender_ready.store(true, Ordering::Release);
     wait_flag(&sh.go, &sh.stop).await;
+    let burst = sh.params.burst.max(1);
     let start = Instant::now();
+    let mut ids = Vec::with_capacity(burst);
     for k in 0..sh.params.broadcasts {
         let slot = start + sh.params.interval * k as u32;
         let now = Instant::now();
@@ -427,17 +441,35 @@ async fn sender(sh: Arc<Shared>, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
             break;
         }
         let t = Instant::now();
-        let r = async {
-            let id = conn.emit_with_ack("[\"bcast\",null]").await?;
-            conn.wait_ack(id).await
+        ids.clear();
+        let r: std::io::Result<Vec<(u64, Duration)>> = async {
+            for _ in 0..burst {
+                ids.push(conn.emit_with_ack("[\"bcast\",null]").await?);
+            }
+            let mut got = Vec::with_capacity(burst);
+            while got.len() < burst {
+                match conn.next().await? {
+                    Msg::Ack { id, num } if ids.contains(&id) => {
+                        let Some(seq) = num else {
+                            return Err(std::io::Error::other("bcast ack without a numeric seq"));
+                        };
+                        got.push((seq, t.elapsed()));
+                    }
+                    Msg::Disconnect => {
+                        return Err(std::io::Error::other("disconnected by server"));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(got)
         }
         .await;
         match r {
-            Ok(Some(seq)) => out.borrow_mut().sends.push((seq, t, t.elapsed())),
-            Ok(None) => {
-                sh.note_error(&std::io::Error::other("bcast ack without a numeric seq"));
-                sh.sender_failed.store(true, Ordering::Release);
-                break;
+            Ok(got) => {
+                let mut o = out.borrow_mut();
+                for (seq, rtt) in got {
+                    o.sends.push((seq, k, t, rtt));
+                }
             }
             Err(e) => {
                 sh.note_error(&e);
@@ -612,7 +644,8 @@ async fn floor_reader(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<
     }
 }
 
-/// Floor fan-out trigger (thread 0): an 8-byte seq every interval, waiting for its ack.
+/// Floor fan-out trigger (thread 0): every interval, `burst` 8-byte seqs back to back (one
+/// write), then their `burst` acks.
 async fn floor_sender(sh: Arc<Shared>, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
     use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
     let idx = sh.params.conns;
@@ -626,8 +659,9 @@ async fn floor_sender(sh: Arc<Shared>, reg: Registry, out: Rc<RefCell<ThreadOut>
     };
     sh.sender_ready.store(true, Ordering::Release);
     wait_flag(&sh.go, &sh.stop).await;
+    let burst = sh.params.burst.max(1);
     let start = Instant::now();
-    let mut buf = Vec::with_capacity(8);
+    let mut buf = Vec::with_capacity(8 * burst);
     for k in 0..sh.params.broadcasts {
         let slot = start + sh.params.interval * k as u32;
         let now = Instant::now();
@@ -637,10 +671,13 @@ async fn floor_sender(sh: Arc<Shared>, reg: Registry, out: Rc<RefCell<ThreadOut>
         if sh.stop.load(Ordering::Acquire) {
             break;
         }
-        let seq = k as u64 + 1;
+        let first = (k * burst) as u64 + 1;
         let t = Instant::now();
         buf.clear();
-        buf.extend_from_slice(&seq.to_le_bytes());
+        for q in first..first + burst as u64 {
+            buf.extend_from_slice(&q.to_le_bytes());
+        }
+        let sent = buf.clone();
         let (r, b) = c.s.write_all(buf).await;
         let r = match r {
             Ok(_) => {
@@ -655,9 +692,13 @@ async fn floor_sender(sh: Arc<Shared>, reg: Registry, out: Rc<RefCell<ThreadOut>
                 Err(e)
             }
         };
+        let rtt = t.elapsed();
         match r {
-            Ok(_) if buf[..8] == seq.to_le_bytes() => {
-                out.borrow_mut().sends.push((seq, t, t.elapsed()))
+            Ok(_) if buf[..8 * burst] == sent[..] => {
+                let mut o = out.borrow_mut();
+                for q in first..first + burst as u64 {
+                    o.sends.push((q, k, t, rtt));
+                }
             }
             Ok(_) => {
                 sh.note_error(&std::io::Error::other("floor ack with another seq"));
@@ -1346,7 +1387,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             std::thread::sleep(Duration::from_millis(300));
             let m2 = meter(srv, &wp);
             sh.go.store(true, Ordering::Release);
-            let expected = (connected * p.broadcasts) as u64;
+            let expected = (connected * p.broadcasts * p.burst.max(1)) as u64;
             let sched = p.interval * p.broadcasts as u32;
             // all deliveries, or 10 s past the sender's last broadcast
             let mut done_at: Option<Instant> = None;
@@ -1369,55 +1410,62 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
-            // per broadcast: time from sending to the LAST receiver having it
-            let mut per_seq: std::collections::HashMap<u64, (usize, Instant)> =
-                std::collections::HashMap::new();
-            let sends: std::collections::HashMap<u64, Instant> =
-                out.sends.iter().map(|(s, t, _)| (*s, *t)).collect();
+            // per slot: time from the slot's first send to the LAST receiver having the last
+            // `bcast` of the slot (with --burst 1, a slot is one broadcast)
+            let burst = p.burst.max(1);
+            let sends: std::collections::HashMap<u64, (usize, Instant)> = out
+                .sends
+                .iter()
+                .map(|(s, k, t, _)| (*s, (*k, *t)))
+                .collect();
+            // slot -> (deliveries, last receive, first send)
+            let mut per_slot: std::collections::BTreeMap<usize, (usize, Option<Instant>, Instant)> =
+                std::collections::BTreeMap::new();
+            for (k, t) in sends.values() {
+                per_slot.entry(*k).or_insert((0, None, *t));
+            }
             let mut delivery = hist();
             let mut delivered = 0u64;
             for (seq, at) in &out.recv {
-                let Some(sent) = sends.get(seq) else { continue };
+                let Some((k, sent)) = sends.get(seq) else {
+                    continue;
+                };
                 delivered += 1;
                 let _ =
                     delivery.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
-                let e = per_seq.entry(*seq).or_insert((0, *at));
+                let e = per_slot.get_mut(k).expect("slot of a sent seq");
                 e.0 += 1;
-                if *at > e.1 {
-                    e.1 = *at;
+                if e.1.is_none_or(|l| *at > l) {
+                    e.1 = Some(*at);
                 }
             }
             let mut last = hist();
             let mut incomplete = 0;
             let mut first_send: Option<Instant> = None;
             let mut last_recv: Option<Instant> = None;
-            let mut order: Vec<(&u64, &Instant)> = sends.iter().collect();
-            order.sort();
-            for (seq, sent) in order {
+            for (k, (cnt, at, sent)) in &per_slot {
                 first_send = Some(first_send.map_or(*sent, |f| f.min(*sent)));
-                if let Some((cnt, at)) = per_seq.get(seq) {
-                    plot.last_ms.push((
-                        *seq,
-                        at.saturating_duration_since(*sent).as_secs_f64() * 1000.0,
-                    ));
-                    last_recv = Some(last_recv.map_or(*at, |l| l.max(*at)));
-                    let _ =
-                        last.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
-                    if *cnt < connected {
-                        incomplete += 1;
-                    }
+                let Some(at) = at else { continue };
+                plot.last_ms.push((
+                    *k as u64 + 1,
+                    at.saturating_duration_since(*sent).as_secs_f64() * 1000.0,
+                ));
+                last_recv = Some(last_recv.map_or(*at, |l| l.max(*at)));
+                let _ = last.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
+                if *cnt < connected * burst {
+                    incomplete += 1;
                 }
             }
             let expected = (connected * sends.len()) as u64;
             let missing = expected.saturating_sub(delivered)
-                + (connected * (p.broadcasts - sends.len().min(p.broadcasts))) as u64;
+                + (connected * (p.broadcasts * burst).saturating_sub(sends.len())) as u64;
             let span = match (first_send, last_recv) {
                 (Some(a), Some(b)) => b.duration_since(a).as_secs_f64().max(1e-9),
                 _ => w.wall_s,
             };
             if incomplete > 0 {
                 notes.push(format!(
-                    "{incomplete} broadcast(s) did not reach every receiver: their latency is that of the last receiver that got it"
+                    "{incomplete} broadcast slot(s) did not reach every receiver: their latency is that of the last delivery of the slot"
                 ));
             }
             if sh.sender_failed.load(Ordering::Acquire) {
@@ -1454,7 +1502,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             let ack: Vec<f64> = out
                 .sends
                 .iter()
-                .map(|s| s.2.as_secs_f64() * 1000.0)
+                .map(|s| s.3.as_secs_f64() * 1000.0)
                 .collect();
             rows.push(Row::new(
                 "bcast_ack_ms_max",
