@@ -304,6 +304,11 @@ fn new_out() -> ThreadOut {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Microseconds for a histogram (at least 1: HDR histograms take no zeros).
+fn us(d: Duration) -> u64 {
+    d.as_micros().max(1) as u64
+}
+
 async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
     match monoio::time::timeout(
         CONNECT_TIMEOUT,
@@ -319,6 +324,29 @@ async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
     }
 }
 
+/// Connects connection `i` during the ramp and counts it; None (counted as failed) on error.
+async fn connect_counted(
+    sh: &Shared,
+    i: usize,
+    reg: &Registry,
+    out: &Rc<RefCell<ThreadOut>>,
+) -> Option<Conn> {
+    let t0 = Instant::now();
+    match open(sh, i, reg).await {
+        Ok(c) => {
+            let _ = out.borrow_mut().connect.record(us(t0.elapsed()));
+            sh.connected.fetch_add(1, Ordering::AcqRel);
+            Some(c)
+        }
+        Err(e) => {
+            sh.note_error(&e);
+            sh.failed.fetch_add(1, Ordering::AcqRel);
+            out.borrow_mut().failures += 1;
+            None
+        }
+    }
+}
+
 async fn wait_flag(f: &AtomicBool, stop: &AtomicBool) {
     while !f.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) {
         monoio::time::sleep(Duration::from_millis(2)).await;
@@ -328,21 +356,9 @@ async fn wait_flag(f: &AtomicBool, stop: &AtomicBool) {
 /// Receiver task (idle and fanout): connect, then read until the connection ends; fanout
 /// deliveries are recorded.
 async fn reader(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
-    let t0 = Instant::now();
-    let mut conn = match open(&sh, i, &reg).await {
-        Ok(c) => c,
-        Err(e) => {
-            sh.note_error(&e);
-            sh.failed.fetch_add(1, Ordering::AcqRel);
-            out.borrow_mut().failures += 1;
-            return;
-        }
+    let Some(mut conn) = connect_counted(&sh, i, &reg, &out).await else {
+        return;
     };
-    let _ = out
-        .borrow_mut()
-        .connect
-        .record(t0.elapsed().as_micros().max(1) as u64);
-    sh.connected.fetch_add(1, Ordering::AcqRel);
     loop {
         match conn.next().await {
             Ok(Msg::Event { b_seq: Some(seq) }) => {
@@ -369,21 +385,9 @@ async fn reader(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<Thread
 
 /// Echo task: connect, wait for GO, then keep one echo+ack in flight until STOP.
 async fn echoer(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
-    let t0 = Instant::now();
-    let mut conn = match open(&sh, i, &reg).await {
-        Ok(c) => c,
-        Err(e) => {
-            sh.note_error(&e);
-            sh.failed.fetch_add(1, Ordering::AcqRel);
-            out.borrow_mut().failures += 1;
-            return;
-        }
+    let Some(mut conn) = connect_counted(&sh, i, &reg, &out).await else {
+        return;
     };
-    let _ = out
-        .borrow_mut()
-        .connect
-        .record(t0.elapsed().as_micros().max(1) as u64);
-    sh.connected.fetch_add(1, Ordering::AcqRel);
     wait_flag(&sh.go, &sh.stop).await;
     let body = format!("[\"echo\",\"{}\"]", "x".repeat(sh.params.payload_len));
     while !sh.stop.load(Ordering::Relaxed) {
@@ -397,7 +401,7 @@ async fn echoer(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<Thread
             Ok(_) => {
                 if !sh.stop.load(Ordering::Relaxed) {
                     let mut o = out.borrow_mut();
-                    let _ = o.rtt.record(t.elapsed().as_micros().max(1) as u64);
+                    let _ = o.rtt.record(us(t.elapsed()));
                     o.ops += 1;
                 }
             }
@@ -542,10 +546,7 @@ async fn floor_connect(
     let t0 = Instant::now();
     match floor_open(sh, i, reg, kind).await {
         Ok(c) => {
-            let _ = out
-                .borrow_mut()
-                .connect
-                .record(t0.elapsed().as_micros().max(1) as u64);
+            let _ = out.borrow_mut().connect.record(us(t0.elapsed()));
             sh.connected.fetch_add(1, Ordering::AcqRel);
             Some(c)
         }
@@ -585,7 +586,7 @@ async fn floor_echoer(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<
             Ok(_) => {
                 if !sh.stop.load(Ordering::Relaxed) {
                     let mut o = out.borrow_mut();
-                    let _ = o.rtt.record(t.elapsed().as_micros().max(1) as u64);
+                    let _ = o.rtt.record(us(t.elapsed()));
                     o.ops += 1;
                 }
             }
@@ -1431,8 +1432,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                     continue;
                 };
                 delivered += 1;
-                let _ =
-                    delivery.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
+                let _ = delivery.record(us(at.saturating_duration_since(*sent)));
                 let e = per_slot.get_mut(k).expect("slot of a sent seq");
                 e.0 += 1;
                 if e.1.is_none_or(|l| *at > l) {
@@ -1451,7 +1451,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                     at.saturating_duration_since(*sent).as_secs_f64() * 1000.0,
                 ));
                 last_recv = Some(last_recv.map_or(*at, |l| l.max(*at)));
-                let _ = last.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
+                let _ = last.record(us(at.saturating_duration_since(*sent)));
                 if *cnt < connected * burst {
                     incomplete += 1;
                 }

@@ -2,8 +2,8 @@
 //! `churn` (connect, one echo+ack, disconnect, again), `rooms` (join / bcast / leave loops) and the
 //! long-polling clients of `polling-mix`.
 
-use super::{open, wait_flag, Shared, ThreadOut};
-use crate::client::{Conn, Msg, Registry};
+use super::{connect_counted, open, us, wait_flag, Shared, ThreadOut};
+use crate::client::{Msg, Registry};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
@@ -11,33 +11,6 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn us(d: Duration) -> u64 {
-    d.as_micros().max(1) as u64
-}
-
-/// Connects connection `i` during the ramp and counts it; None (counted as failed) on error.
-async fn connect_counted(
-    sh: &Shared,
-    i: usize,
-    reg: &Registry,
-    out: &Rc<RefCell<ThreadOut>>,
-) -> Option<Conn> {
-    let t0 = Instant::now();
-    match open(sh, i, reg).await {
-        Ok(c) => {
-            let _ = out.borrow_mut().connect.record(us(t0.elapsed()));
-            sh.connected.fetch_add(1, Ordering::AcqRel);
-            Some(c)
-        }
-        Err(e) => {
-            sh.note_error(&e);
-            sh.failed.fetch_add(1, Ordering::AcqRel);
-            out.borrow_mut().failures += 1;
-            None
-        }
-    }
-}
 
 fn fail(sh: &Shared, out: &Rc<RefCell<ThreadOut>>, e: &io::Error) {
     if !sh.stop.load(Ordering::Acquire) {
