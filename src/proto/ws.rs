@@ -190,7 +190,8 @@ struct Header {
 pub struct Decoder {
     role: Role,
     max_message: usize,
-    partial: Option<Partial>,
+    /// Boxed: fragmented messages are rare and an idle connection keeps its decoder.
+    partial: Option<Box<Partial>>,
 }
 
 impl Decoder {
@@ -245,10 +246,10 @@ impl Decoder {
                     return data_message(op == OpCode::Text, payload.freeze()).map(Some);
                 }
                 OpCode::Text | OpCode::Binary => {
-                    self.partial = Some(Partial {
+                    self.partial = Some(Box::new(Partial {
                         text: op == OpCode::Text,
                         data: payload,
-                    });
+                    }));
                 }
                 OpCode::Continuation => {
                     // parse_header guarantees a partial message exists.
