@@ -130,44 +130,60 @@ impl std::fmt::Display for DisconnectReason {
 }
 
 /// The handshake of a connection: request head, peer address, time.
+///
+/// Kept compact (every connection holds one for its whole life): the raw request head, once,
+/// with the path and query located in it; headers are parsed again when asked for.
 #[derive(Debug, Clone, Default)]
 pub struct Handshake {
-    head: Option<proto::http::Head>,
+    raw: Box<[u8]>,
+    path: (u16, u16),
+    query: (u16, u16),
     /// The peer's address.
     pub address: Option<SocketAddr>,
     /// When the connection was made (ms since the Unix epoch).
     pub issued: u64,
 }
 
+// the offsets of a Handshake are u16
+const _: () = assert!(proto::http::MAX_HEAD <= u16::MAX as usize);
+
 impl Handshake {
     pub(crate) fn new(head: &proto::http::Head, peer: SocketAddr) -> Handshake {
         let issued = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        let (path, query) = head.path_and_query_ranges();
+        // a head is at most MAX_HEAD (16 KiB) long, so offsets fit u16
+        let r16 = |r: std::ops::Range<usize>| (r.start as u16, r.end as u16);
         Handshake {
-            head: Some(head.detached()),
+            raw: head.raw().into(),
+            path: r16(path),
+            query: r16(query),
             address: Some(peer),
             issued,
         }
     }
+    fn str_at(&self, (s, e): (u16, u16)) -> &str {
+        self.raw
+            .get(s as usize..e as usize)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
     /// Request headers, names lower-cased.
     pub fn headers(&self) -> Vec<(String, String)> {
-        self.head.as_ref().map(|h| h.headers()).unwrap_or_default()
+        proto::http::headers_of(&self.raw)
     }
     /// The raw query string.
     pub fn query(&self) -> &str {
-        self.head.as_ref().map_or("", |h| h.query())
+        self.str_at(self.query)
     }
     /// One query parameter (percent-decoded).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.head
-            .as_ref()
-            .and_then(|h| h.param(name))
-            .map(proto::http::percent_decode)
+        proto::http::query_param(self.query(), name).map(proto::http::percent_decode)
     }
     /// The request path.
     pub fn url(&self) -> &str {
-        self.head.as_ref().map_or("", |h| h.path())
+        self.str_at(self.path)
     }
 }
 

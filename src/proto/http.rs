@@ -179,11 +179,13 @@ fn trim(v: &[u8]) -> &[u8] {
 }
 
 impl Head {
-    /// A copy that owns exactly its head bytes (does not pin the connection's read buffer).
-    pub fn detached(&self) -> Head {
-        let mut h = self.clone();
-        h.raw = Bytes::copy_from_slice(&self.raw);
-        h
+    /// The raw head bytes, request line to the blank line.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+    /// Where the path and the query string lie in [`Head::raw`].
+    pub fn path_and_query_ranges(&self) -> (Range<usize>, Range<usize>) {
+        (self.path.clone(), self.query.clone())
     }
     fn str_at(&self, r: &Range<usize>) -> &str {
         std::str::from_utf8(&self.raw[r.clone()]).unwrap_or("")
@@ -218,19 +220,24 @@ impl Head {
     }
     /// Every header, names lower-cased (re-parsed from the raw head; for handshake details).
     pub fn headers(&self) -> Vec<(String, String)> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let _ = req.parse(&self.raw);
-        req.headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
-            .collect()
+        headers_of(&self.raw)
     }
+}
+
+/// Every header of a raw request head, names lower-cased.
+pub fn headers_of(raw: &[u8]) -> Vec<(String, String)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let _ = req.parse(raw);
+    req.headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The first value of `name` in a query string.
