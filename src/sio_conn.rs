@@ -141,12 +141,7 @@ fn connect(sess: &Rc<Session>, p: sio::Packet) {
         )));
         return;
     };
-    let auth = if p.data.iter().all(|b| b.is_ascii_whitespace()) {
-        Bytes::from_static(b"{}")
-    } else {
-        p.data
-    };
-    let socket = Socket::new(ns.clone(), sess, auth);
+    let socket = Socket::new(ns.clone(), sess, &p.data);
     for mw in &ns.def.middlewares {
         if let Err(e) = mw(&socket) {
             let data = e.data.as_deref().map(str::as_bytes);

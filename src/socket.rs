@@ -15,7 +15,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use smallvec::SmallVec;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -29,18 +31,32 @@ enum AckSlot {
 type Handlers = HashMap<String, Rc<dyn ErasedHandler>>;
 type Queued = (Rc<dyn ErasedHandler>, RawArgs, AckSender);
 
+/// Ack ids are chosen here (sequential), so the table needs no keyed hasher, and a zero-sized
+/// one keeps the table 16 bytes smaller in every socket.
+type AckMap = HashMap<u64, AckSlot, BuildHasherDefault<DefaultHasher>>;
+
+/// What few sockets use (per-socket handlers, disconnect callbacks, shared data), boxed so
+/// that a socket without them pays one pointer.
+#[derive(Default)]
+struct Ext {
+    shared: Option<String>,
+    handlers: Handlers,
+    on_disconnect: Vec<DisconnectFn>,
+}
+
+/// Every connected client holds one of these for its whole life: keep it small.
 pub(crate) struct SocketInner {
     pub id: Sid,
     pub ns: Rc<NsRt>,
     pub sess: Weak<Session>,
-    pub auth: Bytes,
+    /// The CONNECT payload, copied out of the packet (a slice would pin the read buffer);
+    /// `None` for none (`{}`).
+    auth: Option<Box<[u8]>>,
     pub connected: Cell<bool>,
-    acks: RefCell<HashMap<u64, AckSlot>>,
+    acks: RefCell<AckMap>,
     next_ack: Cell<u64>,
     data: RefCell<Option<Box<dyn Any>>>,
-    shared: RefCell<Option<String>>,
-    handlers: RefCell<Option<Box<Handlers>>>,
-    on_disconnect: RefCell<Vec<DisconnectFn>>,
+    ext: RefCell<Option<Box<Ext>>>,
     queue: RefCell<VecDeque<Queued>>,
     busy: Cell<bool>,
     pub rooms: RefCell<SmallVec<[Rc<str>; 2]>>,
@@ -88,7 +104,7 @@ impl RemoteSocket {
             address: hs.address,
             issued: hs.issued,
             auth: s.auth_raw().to_string(),
-            data: s.0.shared.borrow().clone(),
+            data: s.shared_json(),
             ep: s.0.sess.upgrade().map_or(0, |x| x.ep),
         }
     }
@@ -184,20 +200,18 @@ pub(crate) fn encode_packet(
 }
 
 impl Socket {
-    pub(crate) fn new(ns: Rc<NsRt>, sess: &Rc<Session>, auth: Bytes) -> Socket {
+    pub(crate) fn new(ns: Rc<NsRt>, sess: &Rc<Session>, auth: &[u8]) -> Socket {
         let id = Sid::new(shard().id);
         Socket(Rc::new(SocketInner {
             id,
             ns,
             sess: Rc::downgrade(sess),
-            auth,
+            auth: (!auth.iter().all(u8::is_ascii_whitespace)).then(|| auth[..].into()),
             connected: Cell::new(false),
-            acks: RefCell::new(HashMap::new()),
+            acks: RefCell::new(AckMap::default()),
             next_ack: Cell::new(0),
             data: RefCell::new(None),
-            shared: RefCell::new(None),
-            handlers: RefCell::new(None),
-            on_disconnect: RefCell::new(Vec::new()),
+            ext: RefCell::new(None),
             queue: RefCell::new(VecDeque::new()),
             busy: Cell::new(false),
             rooms: RefCell::new(SmallVec::new()),
@@ -211,6 +225,15 @@ impl Socket {
     }
     pub(crate) fn sid(&self) -> Sid {
         self.0.id
+    }
+    /// The rarely used parts, created on first use.
+    fn ext(&self) -> std::cell::RefMut<'_, Ext> {
+        std::cell::RefMut::map(self.0.ext.borrow_mut(), |e| {
+            &mut **e.get_or_insert_with(Default::default)
+        })
+    }
+    fn shared_json(&self) -> Option<String> {
+        self.0.ext.borrow().as_ref().and_then(|e| e.shared.clone())
     }
     /// The namespace name.
     pub fn ns(&self) -> &str {
@@ -230,15 +253,18 @@ impl Socket {
     }
     /// The CONNECT payload as raw JSON (`{}` when the client sent none).
     pub fn auth_raw(&self) -> &str {
-        std::str::from_utf8(&self.0.auth).unwrap_or("{}")
+        std::str::from_utf8(self.auth_bytes()).unwrap_or("{}")
+    }
+    fn auth_bytes(&self) -> &[u8] {
+        self.0.auth.as_deref().unwrap_or(b"{}")
     }
     /// The CONNECT payload deserialized.
     pub fn auth<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
-        sonic_rs::from_slice(&self.0.auth).ok()
+        sonic_rs::from_slice(self.auth_bytes()).ok()
     }
     /// One field of the CONNECT payload.
     pub fn auth_field<T: serde::de::DeserializeOwned>(&self, name: &str) -> Option<T> {
-        let v = sonic_rs::get_from_slice(&self.0.auth, [name]).ok()?;
+        let v = sonic_rs::get_from_slice(self.auth_bytes(), [name]).ok()?;
         sonic_rs::from_str(v.as_raw_str()).ok()
     }
 
@@ -305,10 +331,8 @@ impl Socket {
         event: &str,
         f: impl Fn(Socket, A, AckSender) + 'static,
     ) {
-        self.0
+        self.ext()
             .handlers
-            .borrow_mut()
-            .get_or_insert_with(Default::default)
             .insert(event.to_string(), crate::ns::sync_handler(f));
     }
 
@@ -318,16 +342,14 @@ impl Socket {
         A: crate::FromArgs + 'static,
         Fut: std::future::Future<Output = ()> + 'static,
     {
-        self.0
+        self.ext()
             .handlers
-            .borrow_mut()
-            .get_or_insert_with(Default::default)
             .insert(event.to_string(), crate::ns::async_handler(f));
     }
 
     /// Runs `f` once when the socket disconnects, with the reason.
     pub fn on_disconnect(&self, f: impl FnOnce(Socket, DisconnectReason) + 'static) {
-        self.0.on_disconnect.borrow_mut().push(Box::new(f));
+        self.ext().on_disconnect.push(Box::new(f));
     }
 
     /// Stores per-socket data.
@@ -337,15 +359,11 @@ impl Socket {
     /// Stores per-socket data as JSON, visible to other shards in `fetch_sockets` (Node's
     /// `socket.data`, which crosses servers serialized).
     pub fn set_shared_data<T: serde::Serialize>(&self, v: &T) {
-        *self.0.shared.borrow_mut() = sonic_rs::to_string(v).ok();
+        self.ext().shared = sonic_rs::to_string(v).ok();
     }
     /// The shared data (JSON) deserialized.
     pub fn shared_data<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
-        self.0
-            .shared
-            .borrow()
-            .as_deref()
-            .and_then(|s| sonic_rs::from_str(s).ok())
+        self.shared_json().and_then(|s| sonic_rs::from_str(&s).ok())
     }
     /// Reads per-socket data.
     pub fn with_data<T: 'static, R>(&self, f: impl FnOnce(Option<&mut T>) -> R) -> R {
@@ -410,7 +428,10 @@ impl Socket {
         if !self.0.connected.replace(false) {
             return;
         }
-        let cbs = std::mem::take(&mut *self.0.on_disconnect.borrow_mut());
+        let cbs = match self.0.ext.borrow_mut().as_mut() {
+            Some(e) => std::mem::take(&mut e.on_disconnect),
+            None => Vec::new(),
+        };
         for cb in cbs {
             cb(self.clone(), reason);
         }
@@ -418,7 +439,9 @@ impl Socket {
         self.0.ns.sockets.borrow_mut().remove(&self.0.id);
         self.0.acks.borrow_mut().clear();
         self.0.queue.borrow_mut().clear();
-        *self.0.handlers.borrow_mut() = None;
+        if let Some(e) = self.0.ext.borrow_mut().as_mut() {
+            e.handlers = Handlers::default();
+        }
     }
 
     pub(crate) fn on_ack(&self, id: u64, args: RawArgs) {
@@ -449,10 +472,10 @@ impl Socket {
     pub(crate) fn on_event(&self, event: &str, args: RawArgs, id: Option<u64>) {
         let handler = self
             .0
-            .handlers
+            .ext
             .borrow()
             .as_ref()
-            .and_then(|h| h.get(event).cloned())
+            .and_then(|e| e.handlers.get(event).cloned())
             .or_else(|| self.0.ns.def.handlers.get(event).cloned());
         let Some(h) = handler else {
             tracing::trace!(event, "no handler");
