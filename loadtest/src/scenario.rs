@@ -81,11 +81,67 @@ pub struct Params {
     /// i % procs == proc_index
     pub procs: usize,
     pub proc_index: usize,
+    /// server processes (`--servers`): connection i goes to server i % servers
+    pub servers: usize,
+    /// client source addresses (`--src-ips`): None = automatic (see `auto_src_ips`); 0 = no
+    /// bind (the kernel picks the source); N = 127.0.0.2 ..= 127.0.0.(1+N)
+    pub src_ips: Option<usize>,
 }
 
 /// How many of `conns` connections process `k` of `procs` opens (those with i % procs == k).
+/// Also how many of them server `k` of `procs` servers gets (connection i on server i % procs).
 pub fn local_count(conns: usize, procs: usize, k: usize) -> usize {
     (conns + procs - 1).saturating_sub(k) / procs
+}
+
+/// The server process (index into the targets) connection `i` goes to: round robin, the same
+/// in every generator process.
+pub fn server_of(i: usize, servers: usize) -> usize {
+    i % servers.max(1)
+}
+
+/// Descriptors a process keeps for itself besides its connections (listeners, io_uring, pipes,
+/// logs, ...).
+pub const FD_SPARE: u64 = 64;
+
+/// Whether a process holding `slice` connections (plus one: a fan-out sender or a listener)
+/// stays under the open-file limit `nofile` with `FD_SPARE` descriptors to spare.
+pub fn fits_fd_limit(slice: usize, nofile: u64) -> bool {
+    (slice as u64 + 1) + FD_SPARE <= nofile
+}
+
+/// Most source addresses `--src-ips` can use: 127.0.0.2 ..= 127.0.0.255.
+pub const MAX_SRC_IPS: usize = 254;
+
+/// Connections to one server address (ip, port) from one source address above which the
+/// automatic `--src-ips` spreads them over more source addresses: the ephemeral port range
+/// (net.ipv4.ip_local_port_range, 32768-60999 = 28,232 ports by default) bounds the
+/// connections of one (source ip, destination ip, destination port).
+pub const CONNS_PER_SRC_IP: usize = 25_000;
+
+/// The automatic `--src-ips` for `per_server` connections to the busiest server address: one
+/// source address per started 25,000 connections (at least 1).
+pub fn auto_src_ips(per_server: usize) -> usize {
+    per_server.div_ceil(CONNS_PER_SRC_IP).clamp(1, MAX_SRC_IPS)
+}
+
+/// The source address of connection `i` with `servers` server processes and `src_ips` source
+/// addresses (0: none, the kernel's choice): 127.0.0.(2 + j), j the connection's index among
+/// those of its server modulo `src_ips`, so that every server sees all source addresses evenly
+/// whatever `servers` and `src_ips` are.
+pub fn src_addr(i: usize, servers: usize, src_ips: usize) -> Option<Ipv4Addr> {
+    if src_ips == 0 {
+        return None;
+    }
+    let j = (i / servers.max(1)) % src_ips.min(MAX_SRC_IPS);
+    Some(Ipv4Addr::new(127, 0, 0, 2 + j as u8))
+}
+
+/// One server address the clients connect to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host_header: String,
 }
 
 impl Params {
@@ -102,6 +158,8 @@ impl Params {
             "client_threads": self.threads,
             "floor": self.floor,
             "generator_procs": self.procs,
+            "server_procs": self.servers,
+            "src_ips": self.src_ips,
         });
         let o = m.as_object_mut().expect("object");
         match self.scenario {
@@ -208,6 +266,15 @@ impl Params {
                 _ => format!("{what} -> raw TCP"),
             }
         };
+        let what = if self.servers > 1 {
+            format!("{what}, {} server processes", self.servers)
+        } else {
+            what
+        };
+        let what = match self.src_ips {
+            Some(n) if n > 1 => format!("{what}, {n} client source addresses"),
+            _ => what,
+        };
         if self.procs > 1 {
             format!(
                 "{what}, {} processes x {} client threads",
@@ -230,9 +297,10 @@ fn polling_count(conns: usize) -> usize {
 
 /// State shared between the coordinator and the client threads.
 struct Shared {
-    target: SocketAddr,
-    host_header: String,
-    bind_src: bool,
+    /// the server addresses; connection i goes to `targets[server_of(i, len)]`
+    targets: Vec<Target>,
+    /// source addresses in use (0: no bind), resolved from `params.src_ips`
+    src_ips: usize,
     params: Params,
     /// the connect ramp's start: `base` + this many ns (set before `ramp`)
     base: Instant,
@@ -257,9 +325,11 @@ impl Shared {
     fn note_error(&self, e: &std::io::Error) {
         let _ = self.first_error.set(e.to_string());
     }
+    fn target(&self, i: usize) -> &Target {
+        &self.targets[server_of(i, self.targets.len())]
+    }
     fn src(&self, i: usize) -> Option<IpAddr> {
-        self.bind_src
-            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 200) as u8)))
+        src_addr(i, self.targets.len(), self.src_ips).map(IpAddr::V4)
     }
 }
 
@@ -310,9 +380,10 @@ fn us(d: Duration) -> u64 {
 }
 
 async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
+    let t = sh.target(i);
     match monoio::time::timeout(
         CONNECT_TIMEOUT,
-        Conn::connect(sh.target, sh.src(i), &sh.host_header, Some(reg), i as u64),
+        Conn::connect(t.addr, sh.src(i), &t.host_header, Some(reg), i as u64),
     )
     .await
     {
@@ -509,7 +580,7 @@ impl Drop for RawConn {
 async fn floor_open(sh: &Shared, i: usize, reg: &Registry, kind: u8) -> std::io::Result<RawConn> {
     use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
     let fut = async {
-        let mut s = crate::client::tcp_connect(sh.target, sh.src(i)).await?;
+        let mut s = crate::client::tcp_connect(sh.target(i).addr, sh.src(i)).await?;
         let (r, _) = s.write_all(vec![kind]).await;
         r?;
         let (r, b) = s.read_exact(Vec::with_capacity(1)).await;
@@ -814,14 +885,30 @@ struct Meter {
     at: Instant,
 }
 
-fn meter(s: &Server, workers: &[u32]) -> Meter {
+/// CPU time and RSS summed over all server processes (None when any is not measurable).
+fn sample_all(srvs: &[Server]) -> Option<ProcSample> {
+    srvs.iter().map(Server::sample).try_fold(
+        ProcSample {
+            cpu_ns: 0,
+            rss_kb: 0,
+        },
+        |acc, s| {
+            s.map(|s| ProcSample {
+                cpu_ns: acc.cpu_ns + s.cpu_ns,
+                rss_kb: acc.rss_kb + s.rss_kb,
+            })
+        },
+    )
+}
+
+fn meter(srvs: &[Server], workers: &[u32]) -> Meter {
     let wk: u64 = workers
         .iter()
         .filter_map(|&pid| ProcSample::of(pid))
         .map(|x| x.cpu_ns)
         .sum();
     Meter {
-        srv: s.sample(),
+        srv: sample_all(srvs),
         client_ns: server::self_cpu_ns() + wk,
         machine: server::machine_cpu(),
         at: Instant::now(),
@@ -992,13 +1079,45 @@ fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// Runs one scenario against `srv`.
-pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
-    let bind_src = srv.addr.ip().is_loopback();
+/// The `--src-ips` in force for `p` against `targets`: the explicit value (refused above
+/// `MAX_SRC_IPS`, or with a server that is not on loopback), else automatic: none for a server
+/// that is not on loopback, 200 for churn (every cycle a new 4-tuple, ports in TIME_WAIT spread
+/// over them), else `auto_src_ips` of the busiest server address's connections.
+pub fn resolve_src_ips(p: &Params, targets: &[Target]) -> Result<usize, String> {
+    let loopback = targets.iter().all(|t| t.addr.ip().is_loopback());
+    match p.src_ips {
+        Some(n) if n > MAX_SRC_IPS => Err(format!(
+            "--src-ips {n}: at most {MAX_SRC_IPS} source addresses (127.0.0.2 ..= 127.0.0.255)"
+        )),
+        Some(n) if n > 0 && !loopback => Err(format!(
+            "--src-ips {n}: source addresses 127.0.0.x need a server on loopback; use --src-ips 0"
+        )),
+        Some(n) => Ok(n),
+        None if !loopback => Ok(0),
+        None if p.scenario == Scenario::Churn => Ok(200),
+        None => Ok(auto_src_ips(local_count(p.conns, targets.len().max(1), 0))),
+    }
+}
+
+/// Runs one scenario against `srvs` (several server processes: connection i on server
+/// i % len; CPU and RSS summed over them).
+pub fn run(srvs: &[Server], p: &Params) -> Result<RunResult, String> {
+    let srv = srvs.first().ok_or("no server")?;
+    let targets: Vec<Target> = srvs
+        .iter()
+        .map(|s| Target {
+            addr: s.addr,
+            host_header: s.host_header.clone(),
+        })
+        .collect();
+    let mut p = p.clone();
+    p.servers = targets.len();
+    let src_ips = resolve_src_ips(&p, &targets)?;
+    p.src_ips = Some(src_ips);
+    let p = &p;
     let sh = Arc::new(Shared {
-        target: srv.addr,
-        host_header: srv.host_header.clone(),
-        bind_src,
+        targets: targets.clone(),
+        src_ips,
         params: p.clone(),
         base: Instant::now(),
         ramp_start_ns: AtomicU64::new(0),
@@ -1017,7 +1136,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
         finished: AtomicUsize::new(0),
     });
     let mut workers = if p.procs > 1 {
-        multi::Workers::spawn(srv.addr, &srv.host_header, bind_src, p)?
+        multi::Workers::spawn(&targets, src_ips, p)?
     } else {
         multi::Workers::default()
     };
@@ -1025,7 +1144,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     let tthreads = p.threads * p.procs;
     let handles = spawn_clients(&sh);
     std::thread::sleep(Duration::from_millis(200)); // runtimes up, server settled
-    let m0 = meter(srv, &wp);
+    let m0 = meter(srvs, &wp);
     let ramp_at = sh.base.elapsed() + Duration::from_millis(5);
     sh.ramp_start_ns
         .store(ramp_at.as_nanos() as u64, Ordering::Release);
@@ -1049,7 +1168,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     });
     pr.finish();
     let (w_ok, w_failed) = workers.ramped();
-    let m1 = meter(srv, &wp);
+    let m1 = meter(srvs, &wp);
     let connected = sh.connected.load(Ordering::Acquire) + w_ok;
     let n = p.conns;
     let ramp_done = ramp_done && connected + w_failed >= n;
@@ -1067,7 +1186,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     match p.scenario {
         Scenario::Idle => {
             progress_sleep(p.hold, "idle hold");
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             let hold_w = window(&m1, &m2);
             sh.stop.store(true, Ordering::Release);
             let mut out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
@@ -1127,6 +1246,22 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 Better::Info,
             ));
             rows.push(Row::new(
+                "rss_growth_mb",
+                "server RSS growth",
+                rss.map(|(a, b)| (b as f64 - a as f64) / 1024.0),
+                "MB",
+                Better::Lower,
+            ));
+            if p.servers > 1 {
+                rows.push(Row::new(
+                    "server_procs",
+                    "server processes (RSS, CPU: sums)",
+                    Some(p.servers as f64),
+                    "",
+                    Better::Info,
+                ));
+            }
+            rows.push(Row::new(
                 "server_cpu_us_per_op",
                 "server CPU per connect",
                 ramp_w
@@ -1146,11 +1281,11 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wbound = ramp_w;
         }
         Scenario::Echo | Scenario::PollingMix => {
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             workers.send("go");
             sh.go.store(true, Ordering::Release);
             progress_sleep(p.duration, p.scenario.name());
-            let m3 = meter(srv, &wp);
+            let m3 = meter(srvs, &wp);
             sh.stop.store(true, Ordering::Release);
             let mut out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let wo = workers.finish(&mut out);
@@ -1228,7 +1363,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wbound = w;
         }
         Scenario::EchoOpen => {
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             sh.go_ns
                 .store(sh.base.elapsed().as_nanos() as u64, Ordering::Release);
             sh.go.store(true, Ordering::Release);
@@ -1237,7 +1372,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wait_until(Instant::now() + Duration::from_secs(5), || {
                 sh.finished.load(Ordering::Acquire) >= connected
             });
-            let m3 = meter(srv, &wp);
+            let m3 = meter(srvs, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1292,10 +1427,10 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wbound = w;
         }
         Scenario::Churn | Scenario::Rooms => {
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             sh.go.store(true, Ordering::Release);
             progress_sleep(p.duration, p.scenario.name());
-            let m3 = meter(srv, &wp);
+            let m3 = meter(srvs, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1347,7 +1482,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             if churn {
                 // memory must come back once the connections are gone
                 std::thread::sleep(Duration::from_secs(2));
-                let m4 = meter(srv, &wp);
+                let m4 = meter(srvs, &wp);
                 let mb = |m: &Meter| m.srv.map(|s| s.rss_kb as f64 / 1024.0);
                 rows.push(Row::new(
                     "rss_before_mb",
@@ -1386,7 +1521,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
         }
         Scenario::Fanout => {
             std::thread::sleep(Duration::from_millis(300));
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             sh.go.store(true, Ordering::Release);
             let expected = (connected * p.broadcasts * p.burst.max(1)) as u64;
             let sched = p.interval * p.broadcasts as u32;
@@ -1407,7 +1542,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 }
                 false
             });
-            let m3 = meter(srv, &wp);
+            let m3 = meter(srvs, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1544,7 +1679,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     if let Some(e) = sh.first_error.get() {
         notes.push(format!("first error: {e}"));
     }
-    if srv.pid.is_none() {
+    if srvs.iter().any(|s| s.pid.is_none()) {
         notes.push("no server pid: server CPU and RSS not measured (use --server-pid)".into());
     }
     // CPU used by processes other than this client and the server (others' builds, ...)
@@ -1574,7 +1709,11 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     }
     Ok(RunResult {
         scenario: p.scenario.name().into(),
-        server: srv.label.clone(),
+        server: if srvs.len() > 1 {
+            format!("{} x {} processes", srv.label, srvs.len())
+        } else {
+            srv.label.clone()
+        },
         server_kind: srv.kind.name().into(),
         description: p.describe(),
         params: p.to_json(),
