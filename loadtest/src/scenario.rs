@@ -1723,3 +1723,130 @@ pub fn run(srvs: &[Server], p: &Params) -> Result<RunResult, String> {
         plot,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(conns: usize, servers: usize, src_ips: Option<usize>) -> Params {
+        Params {
+            scenario: Scenario::Idle,
+            conns,
+            rate: 1000.0,
+            hold: Duration::from_secs(1),
+            duration: Duration::from_secs(1),
+            payload_len: 48,
+            broadcasts: 1,
+            interval: Duration::from_millis(100),
+            burst: 1,
+            threads: 2,
+            open_rate: 1000.0,
+            rooms: 1,
+            floor: false,
+            procs: 1,
+            proc_index: 0,
+            servers,
+            src_ips,
+        }
+    }
+
+    fn targets(ip: [u8; 4], n: usize) -> Vec<Target> {
+        (0..n)
+            .map(|k| Target {
+                addr: (ip, 4000 + k as u16).into(),
+                host_header: format!("h{k}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_over_servers_is_the_same_in_every_generator() {
+        // 6 generators x 6 servers: generator k opens i % 6 == k, all of them on server k
+        let (conns, procs, servers) = (102_000, 6, 6);
+        let mut per_server = vec![0usize; servers];
+        for k in 0..procs {
+            let mut i = k;
+            while i < conns {
+                assert_eq!(server_of(i, servers), k);
+                per_server[server_of(i, servers)] += 1;
+                i += procs;
+            }
+        }
+        assert_eq!(per_server, vec![17_000; 6]);
+        // 4 generators x 3 servers: every server gets its local_count share
+        let mut per_server = vec![0usize; 3];
+        for k in 0..4 {
+            for i in (k..1001).step_by(4) {
+                per_server[server_of(i, 3)] += 1;
+            }
+        }
+        let want: Vec<usize> = (0..3).map(|s| local_count(1001, 3, s)).collect();
+        assert_eq!(per_server, want);
+        assert_eq!(want, vec![334, 334, 333]);
+        assert_eq!(server_of(5, 1), 0);
+        assert_eq!(server_of(5, 0), 0);
+    }
+
+    #[test]
+    fn fd_limit_per_process() {
+        // 20,000 descriptors: 19,935 connections + 1 + 64 spare fit, one more does not
+        assert!(fits_fd_limit(19_935, 20_000));
+        assert!(!fits_fd_limit(19_936, 20_000));
+        // 102,000 connections: 6 servers (17,000 each) fit under 20,000, 5 (20,400) do not
+        assert!(fits_fd_limit(local_count(102_000, 6, 0), 20_000));
+        assert!(!fits_fd_limit(local_count(102_000, 5, 0), 20_000));
+        // the busiest server is server 0
+        assert_eq!(local_count(100_001, 6, 0), 16_667);
+        assert_eq!(local_count(100_001, 6, 5), 16_666);
+    }
+
+    #[test]
+    fn source_addresses() {
+        assert_eq!(src_addr(7, 1, 0), None);
+        assert_eq!(src_addr(7, 1, 1), Some(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(src_addr(7, 1, 5), Some(Ipv4Addr::new(127, 0, 0, 4)));
+        assert_eq!(
+            src_addr(253, 1, MAX_SRC_IPS),
+            Some(Ipv4Addr::new(127, 0, 0, 255))
+        );
+        assert_eq!(
+            src_addr(254, 1, MAX_SRC_IPS),
+            Some(Ipv4Addr::new(127, 0, 0, 2))
+        );
+        // 2 servers x 2 source addresses: each server sees both addresses, evenly
+        let mut seen = std::collections::HashMap::new();
+        for i in 0..1000 {
+            *seen
+                .entry((server_of(i, 2), src_addr(i, 2, 2).unwrap()))
+                .or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 4);
+        assert!(seen.values().all(|&n| n == 250));
+    }
+
+    #[test]
+    fn automatic_source_address_count() {
+        assert_eq!(auto_src_ips(0), 1);
+        assert_eq!(auto_src_ips(25_000), 1);
+        assert_eq!(auto_src_ips(25_001), 2);
+        assert_eq!(auto_src_ips(100_000), 4);
+        assert_eq!(auto_src_ips(usize::MAX / 2), MAX_SRC_IPS);
+        let lo = targets([127, 0, 0, 1], 1);
+        assert_eq!(resolve_src_ips(&params(19_000, 1, None), &lo), Ok(1));
+        assert_eq!(resolve_src_ips(&params(60_000, 1, None), &lo), Ok(3));
+        // spread over 3 servers: 20,000 per server address, one source address
+        assert_eq!(
+            resolve_src_ips(&params(60_000, 3, None), &targets([127, 0, 0, 1], 3)),
+            Ok(1)
+        );
+        assert_eq!(resolve_src_ips(&params(60_000, 1, Some(0)), &lo), Ok(0));
+        assert_eq!(resolve_src_ips(&params(100, 1, Some(7)), &lo), Ok(7));
+        let mut churn = params(50, 1, None);
+        churn.scenario = Scenario::Churn;
+        assert_eq!(resolve_src_ips(&churn, &lo), Ok(200));
+        let remote = targets([10, 0, 0, 5], 1);
+        assert_eq!(resolve_src_ips(&params(60_000, 1, None), &remote), Ok(0));
+        assert!(resolve_src_ips(&params(100, 1, Some(2)), &remote).is_err());
+        assert!(resolve_src_ips(&params(100, 1, Some(255)), &lo).is_err());
+    }
+}
