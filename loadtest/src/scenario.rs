@@ -1171,7 +1171,8 @@ pub fn run(srvs: &[Server], p: &Params) -> Result<RunResult, String> {
     let m1 = meter(srvs, &wp);
     let connected = sh.connected.load(Ordering::Acquire) + w_ok;
     let n = p.conns;
-    let ramp_done = ramp_done && connected + w_failed >= n;
+    // every connection either connected or failed (the local failures count too)
+    let ramp_done = ramp_done && connected + w_failed + sh.failed.load(Ordering::Acquire) >= n;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     if !ramp_done {
