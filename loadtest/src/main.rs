@@ -103,9 +103,9 @@ struct Opts {
     procs: usize,
     /// Client source addresses: each client socket binds to 127.0.0.(2 + j) before connecting
     /// (IP_BIND_ADDRESS_NO_PORT: the port is picked at connect time), j = the connection's
-    /// index among its server's modulo N, for up to ~28k connections per (source, server
-    /// address) pair; 0 = no bind. Default: one per started 25,000 connections to one server
-    /// address (churn: 200; 0 for a server not on loopback).
+    /// index among its server's modulo N; 0 = no bind. Default: one per started 5,000
+    /// connections to one server address (connect() slows down sharply past ~14k per source and
+    /// server address: even ports first); churn: 200; 0 for a server not on loopback.
     #[arg(long, global = true)]
     src_ips: Option<usize>,
     /// Do not build the ringio binary when it is missing.
