@@ -1155,11 +1155,10 @@ pub fn run(srvs: &[Server], p: &Params) -> Result<RunResult, String> {
     workers.send("ramp");
     sh.ramp.store(true, Ordering::Release);
     let n = p.local_conns();
-    let ramp_budget = Duration::from_secs_f64(n as f64 / p.rate) + Duration::from_secs(15);
-    let mut pr = Progress::new(
-        &format!("{} ramp", p.scenario.name()),
-        Duration::from_secs_f64(n as f64 / p.rate),
-    );
+    // the arrival schedule is global (connection i at i / rate), whichever process opens it
+    let ramp_len = Duration::from_secs_f64(p.conns as f64 / p.rate);
+    let ramp_budget = ramp_len + Duration::from_secs(15);
+    let mut pr = Progress::new(&format!("{} ramp", p.scenario.name()), ramp_len);
     let ramp_done = wait_until(Instant::now() + ramp_budget, || {
         pr.tick(&format!(
             "{}/{n} connected",
