@@ -101,17 +101,34 @@ struct Opts {
     /// opening its slice of the connections under its own open-file limit (default 1).
     #[arg(long, global = true, default_value_t = 1)]
     procs: usize,
+    /// Client source addresses: each client socket binds to 127.0.0.(2 + j) before connecting
+    /// (IP_BIND_ADDRESS_NO_PORT: the port is picked at connect time), j = the connection's
+    /// index among its server's modulo N; 0 = no bind. Default: one per started 5,000
+    /// connections to one server address (connect() slows down sharply past ~14k per source and
+    /// server address: even ports first); churn: 200; 0 for a server not on loopback.
+    #[arg(long, global = true)]
+    src_ips: Option<usize>,
     /// Do not build the ringio binary when it is missing.
     #[arg(long, global = true)]
     no_build: bool,
 }
 
+/// `--servers K` (idle, echo): not a global option, as `compare --servers` names servers.
+#[derive(clap::Args, Clone, Debug)]
+struct ServerProcs {
+    /// Server processes the harness starts (`ringio serve`, each on its own port, same
+    /// --shards): connection i goes to server i % K; server RSS and CPU are summed over them.
+    /// For more connections than one process's open-file limit allows (default 1).
+    #[arg(long, default_value_t = 1)]
+    servers: usize,
+}
+
 #[derive(Subcommand, Clone, Debug)]
 enum Cmd {
     /// Open C connections at a fixed arrival rate, hold them: server RSS per connection.
-    Idle,
+    Idle(ServerProcs),
     /// Closed loop: C connections each keep one echo with ack in flight: acks/s, RTT, CPU/op.
-    Echo,
+    Echo(ServerProcs),
     /// C receivers on "/", one sender emits `bcast` null every interval: time to the LAST
     /// receiver, deliveries/s, server CPU per delivery.
     Fanout,
@@ -167,16 +184,16 @@ enum Cmd {
     /// A child generator process of `--procs N` (driven over stdin/stdout by its parent).
     #[command(hide = true)]
     Worker {
-        #[arg(long)]
-        target: std::net::SocketAddr,
-        #[arg(long)]
-        host_header: String,
+        /// the server addresses, comma-separated (connection i on the (i % len)-th)
+        #[arg(long, value_delimiter = ',', required = true)]
+        targets: Vec<std::net::SocketAddr>,
+        /// their Host headers, same order
+        #[arg(long, value_delimiter = ',', required = true)]
+        host_headers: Vec<String>,
         #[arg(long)]
         proc_index: usize,
         #[arg(long, value_enum)]
         scenario: Scenario,
-        #[arg(long)]
-        bind_src: bool,
         #[arg(long)]
         floor: bool,
     },
@@ -184,6 +201,8 @@ enum Cmd {
     Run {
         #[arg(long, value_enum)]
         scenario: Scenario,
+        #[command(flatten)]
+        sp: ServerProcs,
     },
 }
 
@@ -223,6 +242,8 @@ fn params(s: Scenario, o: &Opts, suite: bool) -> Params {
         floor: false,
         procs: o.procs.max(1),
         proc_index: 0,
+        servers: 1,
+        src_ips: o.src_ips,
     }
 }
 
@@ -263,18 +284,24 @@ fn run_one(kind: &str, p: &Params, o: &Opts) -> Result<RunResult, String> {
     let mut p = p.clone();
     p.floor = kind == "floor";
     let p = &p;
-    let mut srv = start(kind, o)?;
-    eprintln!(
-        "loadtest: {} on {} ({}), pid {}",
-        p.scenario.name(),
-        srv.label,
-        srv.addr,
-        srv.pid.map_or("?".into(), |p| p.to_string())
-    );
-    let r = scenario::run(&srv, p);
-    srv.stop();
-    if let (Err(_), Some(log)) = (&r, &srv.log) {
-        eprintln!("loadtest: server log: {}", log.display());
+    let mut srvs = Vec::with_capacity(p.servers);
+    for _ in 0..p.servers.max(1) {
+        let srv = start(kind, o)?; // on error, those started already stop when dropped
+        eprintln!(
+            "loadtest: {} on {} ({}), pid {}",
+            p.scenario.name(),
+            srv.label,
+            srv.addr,
+            srv.pid.map_or("?".into(), |p| p.to_string())
+        );
+        srvs.push(srv);
+    }
+    let r = scenario::run(&srvs, p);
+    for srv in &mut srvs {
+        srv.stop();
+        if let (Err(_), Some(log)) = (&r, &srv.log) {
+            eprintln!("loadtest: server log: {}", log.display());
+        }
     }
     r
 }
@@ -357,17 +384,23 @@ fn main() {
     }
     let nofile = raise_nofile();
     if let Some(Cmd::Worker {
-        target,
-        host_header,
+        targets,
+        host_headers,
         proc_index,
         scenario,
-        bind_src,
         floor,
     }) = &cli.cmd
     {
+        if targets.len() != host_headers.len() {
+            eprintln!(
+                "loadtest worker {proc_index}: --targets and --host-headers differ in length"
+            );
+            std::process::exit(2);
+        }
         let mut p = params(*scenario, &o, false);
         p.proc_index = *proc_index;
         p.floor = *floor;
+        p.servers = targets.len();
         if (p.local_conns() + 64) as u64 > nofile {
             eprintln!(
                 "loadtest worker {proc_index}: {} connections exceed its open-file limit ({nofile})",
@@ -375,26 +408,48 @@ fn main() {
             );
             std::process::exit(2);
         }
-        std::process::exit(scenario::multi::worker(
-            *target,
-            host_header.clone(),
-            *bind_src,
-            p,
-        ));
+        let targets = targets
+            .iter()
+            .zip(host_headers)
+            .map(|(a, h)| scenario::Target {
+                addr: *a,
+                host_header: h.clone(),
+            })
+            .collect();
+        let src_ips = p.src_ips.unwrap_or(0);
+        std::process::exit(scenario::multi::worker(targets, src_ips, p));
     }
     if let Some(Cmd::Reconnect { server, down_ms }) = &cli.cmd {
         std::process::exit(run_reconnect(server, *down_ms, &o, nofile));
     }
     let cmd = cli.cmd.unwrap_or(Cmd::Suite);
+    let server_procs = match &cmd {
+        Cmd::Idle(sp) | Cmd::Echo(sp) | Cmd::Run { sp, .. } => sp.servers.max(1),
+        _ => 1,
+    };
+    if server_procs > 1 && o.url.is_some() {
+        eprintln!(
+            "loadtest: --servers {server_procs} starts the server processes itself; --url (one \
+             external server) is not allowed"
+        );
+        std::process::exit(2);
+    }
+    if let Some(n) = o.src_ips.filter(|n| *n > scenario::MAX_SRC_IPS) {
+        eprintln!(
+            "loadtest: --src-ips {n}: at most {} source addresses (127.0.0.2 ..= 127.0.0.255)",
+            scenario::MAX_SRC_IPS
+        );
+        std::process::exit(2);
+    }
     let (suite, scenarios, servers): (bool, Vec<Scenario>, Vec<String>) = match &cmd {
-        Cmd::Idle => (false, vec![Scenario::Idle], vec!["ringio".into()]),
-        Cmd::Echo => (false, vec![Scenario::Echo], vec!["ringio".into()]),
+        Cmd::Idle(_) => (false, vec![Scenario::Idle], vec!["ringio".into()]),
+        Cmd::Echo(_) => (false, vec![Scenario::Echo], vec!["ringio".into()]),
         Cmd::Fanout => (false, vec![Scenario::Fanout], vec!["ringio".into()]),
         Cmd::EchoOpen => (false, vec![Scenario::EchoOpen], vec!["ringio".into()]),
         Cmd::Churn => (false, vec![Scenario::Churn], vec!["ringio".into()]),
         Cmd::Rooms => (false, vec![Scenario::Rooms], vec!["ringio".into()]),
         Cmd::PollingMix => (false, vec![Scenario::PollingMix], vec!["ringio".into()]),
-        Cmd::Run { scenario } => (false, vec![*scenario], vec!["ringio".into()]),
+        Cmd::Run { scenario, .. } => (false, vec![*scenario], vec!["ringio".into()]),
         Cmd::Suite => (
             true,
             vec![Scenario::Idle, Scenario::Echo, Scenario::Fanout],
@@ -447,11 +502,20 @@ fn main() {
     let mut all: Vec<RunResult> = Vec::new();
     let mut failed = false;
     for s in &scenarios {
-        let p = params(*s, &o, suite);
+        let mut p = params(*s, &o, suite);
+        p.servers = server_procs;
         if p.procs > 1 && !scenario::multi::supported(*s) {
             eprintln!(
                 "loadtest: --procs {} is supported for idle and echo only, not {}",
                 p.procs,
+                s.name()
+            );
+            std::process::exit(2);
+        }
+        if p.servers > 1 && !scenario::multi::supported(*s) {
+            eprintln!(
+                "loadtest: --servers {} is supported for idle and echo only, not {}",
+                p.servers,
                 s.name()
             );
             std::process::exit(2);
@@ -464,14 +528,33 @@ fn main() {
                 p.procs
             );
         }
-        if (slice + 1) as u64 + 64 > nofile {
+        if !scenario::fits_fd_limit(slice, nofile) {
             eprintln!(
                 "loadtest: {slice} connections per generator process exceed the per-process \
-                 open-file limit ({nofile}, ulimit -n) with 64 fds to spare; raise --procs \
+                 open-file limit ({nofile}, ulimit -n) with {} fds to spare; raise --procs \
                  (now {}) or lower --conns",
+                scenario::FD_SPARE,
                 p.procs
             );
             std::process::exit(2);
+        }
+        // the servers the harness starts inherit this process's (raised) open-file limit
+        let per_server = scenario::local_count(p.conns, p.servers, 0);
+        if o.url.is_none() && !scenario::fits_fd_limit(per_server, nofile) {
+            eprintln!(
+                "loadtest: {per_server} connections per server process exceed its open-file \
+                 limit ({nofile}, inherited ulimit -n) with {} fds to spare; raise --servers \
+                 (now {}) or lower --conns",
+                scenario::FD_SPARE,
+                p.servers
+            );
+            std::process::exit(2);
+        }
+        if p.servers > 1 {
+            eprintln!(
+                "loadtest: {} server processes, up to {per_server} connections each",
+                p.servers
+            );
         }
         let mut group = Vec::new();
         for kind in &servers {

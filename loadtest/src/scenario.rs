@@ -81,11 +81,71 @@ pub struct Params {
     /// i % procs == proc_index
     pub procs: usize,
     pub proc_index: usize,
+    /// server processes (`--servers`): connection i goes to server i % servers
+    pub servers: usize,
+    /// client source addresses (`--src-ips`): None = automatic (see `auto_src_ips`); 0 = no
+    /// bind (the kernel picks the source); N = 127.0.0.2 ..= 127.0.0.(1+N)
+    pub src_ips: Option<usize>,
 }
 
 /// How many of `conns` connections process `k` of `procs` opens (those with i % procs == k).
+/// Also how many of them server `k` of `procs` servers gets (connection i on server i % procs).
 pub fn local_count(conns: usize, procs: usize, k: usize) -> usize {
     (conns + procs - 1).saturating_sub(k) / procs
+}
+
+/// The server process (index into the targets) connection `i` goes to: round robin, the same
+/// in every generator process.
+pub fn server_of(i: usize, servers: usize) -> usize {
+    i % servers.max(1)
+}
+
+/// Descriptors a process keeps for itself besides its connections (listeners, io_uring, pipes,
+/// logs, ...).
+pub const FD_SPARE: u64 = 64;
+
+/// Whether a process holding `slice` connections (plus one: a fan-out sender or a listener)
+/// stays under the open-file limit `nofile` with `FD_SPARE` descriptors to spare.
+pub fn fits_fd_limit(slice: usize, nofile: u64) -> bool {
+    (slice as u64 + 1) + FD_SPARE <= nofile
+}
+
+/// Most source addresses `--src-ips` can use: 127.0.0.2 ..= 127.0.0.255.
+pub const MAX_SRC_IPS: usize = 254;
+
+/// Connections to one server address (ip, port) from one source address above which the
+/// automatic `--src-ips` spreads them over more source addresses. The ephemeral port range
+/// (32768-60999: 28,232 ports) bounds the connections of one (source ip, destination ip,
+/// destination port), but connect() picks even ports first (14,116 of them) and, once those are
+/// taken, scans them all (`__inet_hash_connect` / `__inet_check_established`) before each odd
+/// one: measured on the 2-vCPU VM, 17,000 connections to one server at 5,000/s from one source
+/// address took 9.6 s of client kernel time and a 3.2 s connect p99, from 2 addresses (8,500
+/// each) 4.4 s and 39 ms.
+pub const CONNS_PER_SRC_IP: usize = 5_000;
+
+/// The automatic `--src-ips` for `per_server` connections to the busiest server address: one
+/// source address per started `CONNS_PER_SRC_IP` connections (at least 1).
+pub fn auto_src_ips(per_server: usize) -> usize {
+    per_server.div_ceil(CONNS_PER_SRC_IP).clamp(1, MAX_SRC_IPS)
+}
+
+/// The source address of connection `i` with `servers` server processes and `src_ips` source
+/// addresses (0: none, the kernel's choice): 127.0.0.(2 + j), j the connection's index among
+/// those of its server modulo `src_ips`, so that every server sees all source addresses evenly
+/// whatever `servers` and `src_ips` are.
+pub fn src_addr(i: usize, servers: usize, src_ips: usize) -> Option<Ipv4Addr> {
+    if src_ips == 0 {
+        return None;
+    }
+    let j = (i / servers.max(1)) % src_ips.min(MAX_SRC_IPS);
+    Some(Ipv4Addr::new(127, 0, 0, 2 + j as u8))
+}
+
+/// One server address the clients connect to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host_header: String,
 }
 
 impl Params {
@@ -102,6 +162,8 @@ impl Params {
             "client_threads": self.threads,
             "floor": self.floor,
             "generator_procs": self.procs,
+            "server_procs": self.servers,
+            "src_ips": self.src_ips,
         });
         let o = m.as_object_mut().expect("object");
         match self.scenario {
@@ -208,6 +270,15 @@ impl Params {
                 _ => format!("{what} -> raw TCP"),
             }
         };
+        let what = if self.servers > 1 {
+            format!("{what}, {} server processes", self.servers)
+        } else {
+            what
+        };
+        let what = match self.src_ips {
+            Some(n) if n > 1 => format!("{what}, {n} client source addresses"),
+            _ => what,
+        };
         if self.procs > 1 {
             format!(
                 "{what}, {} processes x {} client threads",
@@ -230,9 +301,10 @@ fn polling_count(conns: usize) -> usize {
 
 /// State shared between the coordinator and the client threads.
 struct Shared {
-    target: SocketAddr,
-    host_header: String,
-    bind_src: bool,
+    /// the server addresses; connection i goes to `targets[server_of(i, len)]`
+    targets: Vec<Target>,
+    /// source addresses in use (0: no bind), resolved from `params.src_ips`
+    src_ips: usize,
     params: Params,
     /// the connect ramp's start: `base` + this many ns (set before `ramp`)
     base: Instant,
@@ -257,9 +329,11 @@ impl Shared {
     fn note_error(&self, e: &std::io::Error) {
         let _ = self.first_error.set(e.to_string());
     }
+    fn target(&self, i: usize) -> &Target {
+        &self.targets[server_of(i, self.targets.len())]
+    }
     fn src(&self, i: usize) -> Option<IpAddr> {
-        self.bind_src
-            .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 200) as u8)))
+        src_addr(i, self.targets.len(), self.src_ips).map(IpAddr::V4)
     }
 }
 
@@ -310,9 +384,10 @@ fn us(d: Duration) -> u64 {
 }
 
 async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
+    let t = sh.target(i);
     match monoio::time::timeout(
         CONNECT_TIMEOUT,
-        Conn::connect(sh.target, sh.src(i), &sh.host_header, Some(reg), i as u64),
+        Conn::connect(t.addr, sh.src(i), &t.host_header, Some(reg), i as u64),
     )
     .await
     {
@@ -509,7 +584,7 @@ impl Drop for RawConn {
 async fn floor_open(sh: &Shared, i: usize, reg: &Registry, kind: u8) -> std::io::Result<RawConn> {
     use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
     let fut = async {
-        let mut s = crate::client::tcp_connect(sh.target, sh.src(i)).await?;
+        let mut s = crate::client::tcp_connect(sh.target(i).addr, sh.src(i)).await?;
         let (r, _) = s.write_all(vec![kind]).await;
         r?;
         let (r, b) = s.read_exact(Vec::with_capacity(1)).await;
@@ -814,14 +889,30 @@ struct Meter {
     at: Instant,
 }
 
-fn meter(s: &Server, workers: &[u32]) -> Meter {
+/// CPU time and RSS summed over all server processes (None when any is not measurable).
+fn sample_all(srvs: &[Server]) -> Option<ProcSample> {
+    srvs.iter().map(Server::sample).try_fold(
+        ProcSample {
+            cpu_ns: 0,
+            rss_kb: 0,
+        },
+        |acc, s| {
+            s.map(|s| ProcSample {
+                cpu_ns: acc.cpu_ns + s.cpu_ns,
+                rss_kb: acc.rss_kb + s.rss_kb,
+            })
+        },
+    )
+}
+
+fn meter(srvs: &[Server], workers: &[u32]) -> Meter {
     let wk: u64 = workers
         .iter()
         .filter_map(|&pid| ProcSample::of(pid))
         .map(|x| x.cpu_ns)
         .sum();
     Meter {
-        srv: s.sample(),
+        srv: sample_all(srvs),
         client_ns: server::self_cpu_ns() + wk,
         machine: server::machine_cpu(),
         at: Instant::now(),
@@ -992,13 +1083,45 @@ fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// Runs one scenario against `srv`.
-pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
-    let bind_src = srv.addr.ip().is_loopback();
+/// The `--src-ips` in force for `p` against `targets`: the explicit value (refused above
+/// `MAX_SRC_IPS`, or with a server that is not on loopback), else automatic: none for a server
+/// that is not on loopback, 200 for churn (every cycle a new 4-tuple, ports in TIME_WAIT spread
+/// over them), else `auto_src_ips` of the busiest server address's connections.
+pub fn resolve_src_ips(p: &Params, targets: &[Target]) -> Result<usize, String> {
+    let loopback = targets.iter().all(|t| t.addr.ip().is_loopback());
+    match p.src_ips {
+        Some(n) if n > MAX_SRC_IPS => Err(format!(
+            "--src-ips {n}: at most {MAX_SRC_IPS} source addresses (127.0.0.2 ..= 127.0.0.255)"
+        )),
+        Some(n) if n > 0 && !loopback => Err(format!(
+            "--src-ips {n}: source addresses 127.0.0.x need a server on loopback; use --src-ips 0"
+        )),
+        Some(n) => Ok(n),
+        None if !loopback => Ok(0),
+        None if p.scenario == Scenario::Churn => Ok(200),
+        None => Ok(auto_src_ips(local_count(p.conns, targets.len().max(1), 0))),
+    }
+}
+
+/// Runs one scenario against `srvs` (several server processes: connection i on server
+/// i % len; CPU and RSS summed over them).
+pub fn run(srvs: &[Server], p: &Params) -> Result<RunResult, String> {
+    let srv = srvs.first().ok_or("no server")?;
+    let targets: Vec<Target> = srvs
+        .iter()
+        .map(|s| Target {
+            addr: s.addr,
+            host_header: s.host_header.clone(),
+        })
+        .collect();
+    let mut p = p.clone();
+    p.servers = targets.len();
+    let src_ips = resolve_src_ips(&p, &targets)?;
+    p.src_ips = Some(src_ips);
+    let p = &p;
     let sh = Arc::new(Shared {
-        target: srv.addr,
-        host_header: srv.host_header.clone(),
-        bind_src,
+        targets: targets.clone(),
+        src_ips,
         params: p.clone(),
         base: Instant::now(),
         ramp_start_ns: AtomicU64::new(0),
@@ -1017,7 +1140,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
         finished: AtomicUsize::new(0),
     });
     let mut workers = if p.procs > 1 {
-        multi::Workers::spawn(srv.addr, &srv.host_header, bind_src, p)?
+        multi::Workers::spawn(&targets, src_ips, p)?
     } else {
         multi::Workers::default()
     };
@@ -1025,18 +1148,17 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     let tthreads = p.threads * p.procs;
     let handles = spawn_clients(&sh);
     std::thread::sleep(Duration::from_millis(200)); // runtimes up, server settled
-    let m0 = meter(srv, &wp);
+    let m0 = meter(srvs, &wp);
     let ramp_at = sh.base.elapsed() + Duration::from_millis(5);
     sh.ramp_start_ns
         .store(ramp_at.as_nanos() as u64, Ordering::Release);
     workers.send("ramp");
     sh.ramp.store(true, Ordering::Release);
     let n = p.local_conns();
-    let ramp_budget = Duration::from_secs_f64(n as f64 / p.rate) + Duration::from_secs(15);
-    let mut pr = Progress::new(
-        &format!("{} ramp", p.scenario.name()),
-        Duration::from_secs_f64(n as f64 / p.rate),
-    );
+    // the arrival schedule is global (connection i at i / rate), whichever process opens it
+    let ramp_len = Duration::from_secs_f64(p.conns as f64 / p.rate);
+    let ramp_budget = ramp_len + Duration::from_secs(15);
+    let mut pr = Progress::new(&format!("{} ramp", p.scenario.name()), ramp_len);
     let ramp_done = wait_until(Instant::now() + ramp_budget, || {
         pr.tick(&format!(
             "{}/{n} connected",
@@ -1049,10 +1171,11 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     });
     pr.finish();
     let (w_ok, w_failed) = workers.ramped();
-    let m1 = meter(srv, &wp);
+    let m1 = meter(srvs, &wp);
     let connected = sh.connected.load(Ordering::Acquire) + w_ok;
     let n = p.conns;
-    let ramp_done = ramp_done && connected + w_failed >= n;
+    // every connection either connected or failed (the local failures count too)
+    let ramp_done = ramp_done && connected + w_failed + sh.failed.load(Ordering::Acquire) >= n;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     if !ramp_done {
@@ -1067,7 +1190,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     match p.scenario {
         Scenario::Idle => {
             progress_sleep(p.hold, "idle hold");
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             let hold_w = window(&m1, &m2);
             sh.stop.store(true, Ordering::Release);
             let mut out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
@@ -1127,6 +1250,22 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 Better::Info,
             ));
             rows.push(Row::new(
+                "rss_growth_mb",
+                "server RSS growth",
+                rss.map(|(a, b)| (b as f64 - a as f64) / 1024.0),
+                "MB",
+                Better::Lower,
+            ));
+            if p.servers > 1 {
+                rows.push(Row::new(
+                    "server_procs",
+                    "server processes (RSS, CPU: sums)",
+                    Some(p.servers as f64),
+                    "",
+                    Better::Info,
+                ));
+            }
+            rows.push(Row::new(
                 "server_cpu_us_per_op",
                 "server CPU per connect",
                 ramp_w
@@ -1146,11 +1285,11 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wbound = ramp_w;
         }
         Scenario::Echo | Scenario::PollingMix => {
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             workers.send("go");
             sh.go.store(true, Ordering::Release);
             progress_sleep(p.duration, p.scenario.name());
-            let m3 = meter(srv, &wp);
+            let m3 = meter(srvs, &wp);
             sh.stop.store(true, Ordering::Release);
             let mut out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let wo = workers.finish(&mut out);
@@ -1228,7 +1367,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wbound = w;
         }
         Scenario::EchoOpen => {
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             sh.go_ns
                 .store(sh.base.elapsed().as_nanos() as u64, Ordering::Release);
             sh.go.store(true, Ordering::Release);
@@ -1237,7 +1376,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wait_until(Instant::now() + Duration::from_secs(5), || {
                 sh.finished.load(Ordering::Acquire) >= connected
             });
-            let m3 = meter(srv, &wp);
+            let m3 = meter(srvs, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1292,10 +1431,10 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             wbound = w;
         }
         Scenario::Churn | Scenario::Rooms => {
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             sh.go.store(true, Ordering::Release);
             progress_sleep(p.duration, p.scenario.name());
-            let m3 = meter(srv, &wp);
+            let m3 = meter(srvs, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1347,7 +1486,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
             if churn {
                 // memory must come back once the connections are gone
                 std::thread::sleep(Duration::from_secs(2));
-                let m4 = meter(srv, &wp);
+                let m4 = meter(srvs, &wp);
                 let mb = |m: &Meter| m.srv.map(|s| s.rss_kb as f64 / 1024.0);
                 rows.push(Row::new(
                     "rss_before_mb",
@@ -1386,7 +1525,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
         }
         Scenario::Fanout => {
             std::thread::sleep(Duration::from_millis(300));
-            let m2 = meter(srv, &wp);
+            let m2 = meter(srvs, &wp);
             sh.go.store(true, Ordering::Release);
             let expected = (connected * p.broadcasts * p.burst.max(1)) as u64;
             let sched = p.interval * p.broadcasts as u32;
@@ -1407,7 +1546,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
                 }
                 false
             });
-            let m3 = meter(srv, &wp);
+            let m3 = meter(srvs, &wp);
             sh.stop.store(true, Ordering::Release);
             let out = merge(handles.into_iter().filter_map(|h| h.join().ok()).collect());
             let w = window(&m2, &m3);
@@ -1544,7 +1683,7 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     if let Some(e) = sh.first_error.get() {
         notes.push(format!("first error: {e}"));
     }
-    if srv.pid.is_none() {
+    if srvs.iter().any(|s| s.pid.is_none()) {
         notes.push("no server pid: server CPU and RSS not measured (use --server-pid)".into());
     }
     // CPU used by processes other than this client and the server (others' builds, ...)
@@ -1574,7 +1713,11 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
     }
     Ok(RunResult {
         scenario: p.scenario.name().into(),
-        server: srv.label.clone(),
+        server: if srvs.len() > 1 {
+            format!("{} x {} processes", srv.label, srvs.len())
+        } else {
+            srv.label.clone()
+        },
         server_kind: srv.kind.name().into(),
         description: p.describe(),
         params: p.to_json(),
@@ -1583,4 +1726,132 @@ pub fn run(srv: &Server, p: &Params) -> Result<RunResult, String> {
         notes,
         plot,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(conns: usize, servers: usize, src_ips: Option<usize>) -> Params {
+        Params {
+            scenario: Scenario::Idle,
+            conns,
+            rate: 1000.0,
+            hold: Duration::from_secs(1),
+            duration: Duration::from_secs(1),
+            payload_len: 48,
+            broadcasts: 1,
+            interval: Duration::from_millis(100),
+            burst: 1,
+            threads: 2,
+            open_rate: 1000.0,
+            rooms: 1,
+            floor: false,
+            procs: 1,
+            proc_index: 0,
+            servers,
+            src_ips,
+        }
+    }
+
+    fn targets(ip: [u8; 4], n: usize) -> Vec<Target> {
+        (0..n)
+            .map(|k| Target {
+                addr: (ip, 4000 + k as u16).into(),
+                host_header: format!("h{k}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_over_servers_is_the_same_in_every_generator() {
+        // 6 generators x 6 servers: generator k opens i % 6 == k, all of them on server k
+        let (conns, procs, servers) = (102_000, 6, 6);
+        let mut per_server = vec![0usize; servers];
+        for k in 0..procs {
+            let mut i = k;
+            while i < conns {
+                assert_eq!(server_of(i, servers), k);
+                per_server[server_of(i, servers)] += 1;
+                i += procs;
+            }
+        }
+        assert_eq!(per_server, vec![17_000; 6]);
+        // 4 generators x 3 servers: every server gets its local_count share
+        let mut per_server = vec![0usize; 3];
+        for k in 0..4 {
+            for i in (k..1001).step_by(4) {
+                per_server[server_of(i, 3)] += 1;
+            }
+        }
+        let want: Vec<usize> = (0..3).map(|s| local_count(1001, 3, s)).collect();
+        assert_eq!(per_server, want);
+        assert_eq!(want, vec![334, 334, 333]);
+        assert_eq!(server_of(5, 1), 0);
+        assert_eq!(server_of(5, 0), 0);
+    }
+
+    #[test]
+    fn fd_limit_per_process() {
+        // 20,000 descriptors: 19,935 connections + 1 + 64 spare fit, one more does not
+        assert!(fits_fd_limit(19_935, 20_000));
+        assert!(!fits_fd_limit(19_936, 20_000));
+        // 102,000 connections: 6 servers (17,000 each) fit under 20,000, 5 (20,400) do not
+        assert!(fits_fd_limit(local_count(102_000, 6, 0), 20_000));
+        assert!(!fits_fd_limit(local_count(102_000, 5, 0), 20_000));
+        // the busiest server is server 0
+        assert_eq!(local_count(100_001, 6, 0), 16_667);
+        assert_eq!(local_count(100_001, 6, 5), 16_666);
+    }
+
+    #[test]
+    fn source_addresses() {
+        assert_eq!(src_addr(7, 1, 0), None);
+        assert_eq!(src_addr(7, 1, 1), Some(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(src_addr(7, 1, 5), Some(Ipv4Addr::new(127, 0, 0, 4)));
+        assert_eq!(
+            src_addr(253, 1, MAX_SRC_IPS),
+            Some(Ipv4Addr::new(127, 0, 0, 255))
+        );
+        assert_eq!(
+            src_addr(254, 1, MAX_SRC_IPS),
+            Some(Ipv4Addr::new(127, 0, 0, 2))
+        );
+        // 2 servers x 2 source addresses: each server sees both addresses, evenly
+        let mut seen = std::collections::HashMap::new();
+        for i in 0..1000 {
+            *seen
+                .entry((server_of(i, 2), src_addr(i, 2, 2).unwrap()))
+                .or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 4);
+        assert!(seen.values().all(|&n| n == 250));
+    }
+
+    #[test]
+    fn automatic_source_address_count() {
+        assert_eq!(auto_src_ips(0), 1);
+        assert_eq!(auto_src_ips(5_000), 1);
+        assert_eq!(auto_src_ips(5_001), 2);
+        assert_eq!(auto_src_ips(17_000), 4);
+        assert_eq!(auto_src_ips(100_000), 20);
+        assert_eq!(auto_src_ips(usize::MAX / 2), MAX_SRC_IPS);
+        let lo = targets([127, 0, 0, 1], 1);
+        assert_eq!(resolve_src_ips(&params(4_000, 1, None), &lo), Ok(1));
+        assert_eq!(resolve_src_ips(&params(19_000, 1, None), &lo), Ok(4));
+        // spread over 6 servers: 1,000 per server address, one source address
+        assert_eq!(
+            resolve_src_ips(&params(6_000, 6, None), &targets([127, 0, 0, 1], 6)),
+            Ok(1)
+        );
+        assert_eq!(resolve_src_ips(&params(60_000, 1, Some(0)), &lo), Ok(0));
+        assert_eq!(resolve_src_ips(&params(100, 1, Some(7)), &lo), Ok(7));
+        let mut churn = params(50, 1, None);
+        churn.scenario = Scenario::Churn;
+        assert_eq!(resolve_src_ips(&churn, &lo), Ok(200));
+        let remote = targets([10, 0, 0, 5], 1);
+        assert_eq!(resolve_src_ips(&params(60_000, 1, None), &remote), Ok(0));
+        assert!(resolve_src_ips(&params(100, 1, Some(2)), &remote).is_err());
+        assert!(resolve_src_ips(&params(100, 1, Some(255)), &lo).is_err());
+    }
 }

@@ -288,12 +288,12 @@ impl Poll {
     }
 
     async fn connect(sh: &Shared, i: usize, reg: &Registry) -> io::Result<Poll> {
-        let s = crate::client::tcp_connect(sh.target, sh.src(i)).await?;
+        let s = crate::client::tcp_connect(sh.target(i).addr, sh.src(i)).await?;
         reg.register(i as u64, std::os::fd::AsRawFd::as_raw_fd(&s));
         let mut p = Poll {
             s,
             buf: Vec::new(),
-            host: sh.host_header.clone(),
+            host: sh.target(i).host_header.clone(),
             sid: String::new(),
             next_ack: 0,
             reg: Some((reg.clone(), i as u64)),

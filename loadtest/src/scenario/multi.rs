@@ -4,10 +4,9 @@
 //! (`ramp`, `go`, `stop`); the child answers on stdout (`ready`, `ramped <ok> <failed>`, then
 //! one JSON line with its counts and histograms as lists of [value, count] pairs).
 
-use super::{hist, merge, spawn_clients, wait_until, Params, Scenario, Shared, ThreadOut};
+use super::{hist, merge, spawn_clients, wait_until, Params, Scenario, Shared, Target, ThreadOut};
 use hdrhistogram::Histogram;
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -69,22 +68,31 @@ impl Drop for Workers {
 
 impl Workers {
     /// Spawns processes 1..N of `p.procs` and waits until each says `ready`.
-    pub fn spawn(
-        target: SocketAddr,
-        host_header: &str,
-        bind_src: bool,
-        p: &Params,
-    ) -> Result<Workers, String> {
+    /// Every worker gets all server addresses (`--targets`, `--host-headers`, comma-separated,
+    /// in the same order) and the resolved `--src-ips`.
+    pub fn spawn(targets: &[Target], src_ips: usize, p: &Params) -> Result<Workers, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let addrs = targets
+            .iter()
+            .map(|t| t.addr.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let hosts = targets
+            .iter()
+            .map(|t| t.host_header.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         let mut w = Workers::default();
         for k in 1..p.procs {
             let mut cmd = Command::new(&exe);
             cmd.args([
                 "worker",
-                "--target",
-                &target.to_string(),
-                "--host-header",
-                host_header,
+                "--targets",
+                &addrs,
+                "--host-headers",
+                &hosts,
+                "--src-ips",
+                &src_ips.to_string(),
                 "--proc-index",
                 &k.to_string(),
                 "--procs",
@@ -100,9 +108,6 @@ impl Workers {
                 "--payload-len",
                 &p.payload_len.to_string(),
             ]);
-            if bind_src {
-                cmd.arg("--bind-src");
-            }
             if p.floor {
                 cmd.arg("--floor");
             }
@@ -192,12 +197,12 @@ impl Workers {
     }
 }
 
-/// The `worker` subcommand: runs its slice of `p` against `target`, driven over stdin.
-pub fn worker(target: SocketAddr, host_header: String, bind_src: bool, p: Params) -> i32 {
+/// The `worker` subcommand: runs its slice of `p` against `targets` (connection i on
+/// `targets[i % len]`) from `src_ips` source addresses, driven over stdin.
+pub fn worker(targets: Vec<Target>, src_ips: usize, p: Params) -> i32 {
     let sh = Arc::new(Shared {
-        target,
-        host_header,
-        bind_src,
+        targets,
+        src_ips,
         params: p.clone(),
         base: Instant::now(),
         ramp_start_ns: AtomicU64::new(0),
