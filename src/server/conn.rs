@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
@@ -46,9 +46,15 @@ pub(crate) struct MovedWs {
 const READ_MIN: usize = 512;
 
 /// Reads more bytes into `buf`; false on EOF or error.
+///
+/// A connection waiting for its next request (a fresh one, or keep-alive between polling
+/// requests) holds no buffer: it waits for readiness first, then reads into a new one.
 pub(crate) async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> bool {
     if buf.is_empty() {
-        // release a consumed buffer: a waiting connection holds READ_MIN bytes, not 4 KiB
+        *buf = BytesMut::new();
+        if stream.readable(false).await.is_err() {
+            return false;
+        }
         *buf = BytesMut::with_capacity(READ_MIN);
     } else if buf.capacity() - buf.len() < 512 {
         buf.reserve(4096);
@@ -86,169 +92,176 @@ impl Drop for ConnGuard {
 }
 
 /// Serves one accepted connection.
-pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let sh = shard();
-    let guard = ConnGuard::new(stream.as_raw_fd());
-    let mut buf = BytesMut::new();
-    loop {
-        let head = loop {
-            match http::parse_head(&mut buf) {
-                Ok(Some(h)) => break h,
-                Ok(None) => {}
-                Err(e) => {
-                    write(&mut stream, e.response()).await;
-                    return;
-                }
-            }
-            if !read_more(&mut stream, &mut buf).await {
-                return;
-            }
-        };
-        tracing::trace!(method = ?head.method, path = head.path(), query = head.query(), len = head.content_length, "request");
-        if head.chunked {
-            write(
-                &mut stream,
-                http::simple_response(400, "chunked bodies are not supported"),
-            )
-            .await;
-            return;
-        }
-        let Some(ep) = sh.cfg.endpoint_for(head.path()) else {
-            write(&mut stream, http::simple_response(404, "Not Found")).await;
-            return;
-        };
-        let eng = &sh.cfg.endpoints[ep].engine;
-        if head.method == Method::Options && !matches!(eng.cors, http::Cors::Off) {
-            if !write(&mut stream, http::preflight_response(&eng.cors, &head)).await {
-                return;
-            }
-            continue;
-        }
-        match route(&head, ep) {
-            Route::Error(e) => {
-                let keep = head.keep_alive && head.content_length == 0;
-                let resp = http::response(
-                    e.status(),
-                    "application/json",
-                    e.body().as_bytes(),
-                    &eng.cors,
-                    head.origin(),
-                    keep,
-                );
-                if !write(&mut stream, resp).await || !keep {
-                    return;
-                }
-            }
-            Route::Handshake => {
-                let sess = Session::new(
-                    ep,
-                    Transport::Polling,
-                    Rc::new(crate::Handshake::new(&head, peer)),
-                );
-                let open = eio::open_packet(
-                    sess.sid().as_str(),
-                    eng.websocket,
-                    ms(eng.ping_interval),
-                    ms(eng.ping_timeout),
-                    eng.max_payload,
-                );
-                let resp = http::response(
-                    200,
-                    "text/plain; charset=UTF-8",
-                    &open,
-                    &eng.cors,
-                    head.origin(),
-                    head.keep_alive,
-                );
-                if !write(&mut stream, resp).await || !head.keep_alive {
-                    return;
-                }
-            }
-            Route::Poll(sid) => {
-                let body = if head.method == Method::Post {
-                    if head.content_length > eng.max_payload {
-                        refuse_oversized(sid);
-                        write(&mut stream, http::simple_response(413, "Payload Too Large")).await;
+///
+/// An `async move` block rather than an `async fn`, which would keep a second copy of its
+/// arguments in the task of every connection.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve(mut stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+    async move {
+        let _ = stream.set_nodelay(true);
+        let sh = shard();
+        let guard = ConnGuard::new(stream.as_raw_fd());
+        let mut buf = BytesMut::new();
+        loop {
+            let head = loop {
+                match http::parse_head(&mut buf) {
+                    Ok(Some(h)) => break h,
+                    Ok(None) => {}
+                    Err(e) => {
+                        write(&mut stream, e.response()).await;
                         return;
                     }
-                    while buf.len() < head.content_length {
-                        if !read_more(&mut stream, &mut buf).await {
+                }
+                if !read_more(&mut stream, &mut buf).await {
+                    return;
+                }
+            };
+            tracing::trace!(method = ?head.method, path = head.path(), query = head.query(), len = head.content_length, "request");
+            if head.chunked {
+                write(
+                    &mut stream,
+                    http::simple_response(400, "chunked bodies are not supported"),
+                )
+                .await;
+                return;
+            }
+            let Some(ep) = sh.cfg.endpoint_for(head.path()) else {
+                write(&mut stream, http::simple_response(404, "Not Found")).await;
+                return;
+            };
+            let eng = &sh.cfg.endpoints[ep].engine;
+            if head.method == Method::Options && !matches!(eng.cors, http::Cors::Off) {
+                if !write(&mut stream, http::preflight_response(&eng.cors, &head)).await {
+                    return;
+                }
+                continue;
+            }
+            match route(&head, ep) {
+                Route::Error(e) => {
+                    let keep = head.keep_alive && head.content_length == 0;
+                    let resp = http::response(
+                        e.status(),
+                        "application/json",
+                        e.body().as_bytes(),
+                        &eng.cors,
+                        head.origin(),
+                        keep,
+                    );
+                    if !write(&mut stream, resp).await || !keep {
+                        return;
+                    }
+                }
+                Route::Handshake => {
+                    let sess = Session::new(
+                        ep,
+                        Transport::Polling,
+                        Rc::new(crate::Handshake::new(&head, peer)),
+                    );
+                    let open = eio::open_packet(
+                        sess.sid().as_str(),
+                        eng.websocket,
+                        ms(eng.ping_interval),
+                        ms(eng.ping_timeout),
+                        eng.max_payload,
+                    );
+                    let resp = http::response(
+                        200,
+                        "text/plain; charset=UTF-8",
+                        &open,
+                        &eng.cors,
+                        head.origin(),
+                        head.keep_alive,
+                    );
+                    if !write(&mut stream, resp).await || !head.keep_alive {
+                        return;
+                    }
+                }
+                Route::Poll(sid) => {
+                    let body = if head.method == Method::Post {
+                        if head.content_length > eng.max_payload {
+                            refuse_oversized(sid);
+                            write(&mut stream, http::simple_response(413, "Payload Too Large"))
+                                .await;
                             return;
                         }
-                    }
-                    buf.split_to(head.content_length).freeze()
-                } else {
-                    Bytes::new()
-                };
-                let origin = head.origin().map(str::to_string);
-                let resp = if sid.shard() == sh.id {
-                    // boxed: only a request in progress pays for its state
-                    Box::pin(poll_local(
-                        sid,
-                        ep,
-                        head.method,
-                        body,
-                        origin.as_deref(),
-                        head.keep_alive,
-                    ))
-                    .await
-                } else {
-                    let (tx, rx) = futures_channel::oneshot::channel();
-                    let msg = ForwardedPoll {
-                        sid,
-                        ep,
-                        method: head.method,
-                        body,
-                        origin,
-                        keep_alive: head.keep_alive,
-                        reply: tx,
-                    };
-                    if sh.peers.try_post(sid.shard(), ShardMsg::Poll(msg)).is_err() {
-                        http::simple_response(500, "shard inbox full")
-                    } else {
-                        rx.await.unwrap_or_else(|_| {
-                            http::error_response(
-                                EioError::UnknownSid,
-                                &eng.cors,
-                                head.origin(),
-                                head.keep_alive,
-                            )
-                        })
-                    }
-                };
-                if !write(&mut stream, resp).await || !head.keep_alive {
-                    return;
-                }
-            }
-            Route::WebSocket(sid) => {
-                if head.ws_version() != Some("13") || head.ws_key().is_none() {
-                    write(&mut stream, http::simple_response(400, "Bad Request")).await;
-                    return;
-                }
-                match sid {
-                    Some(sid) if sid.shard() != sh.id => {
-                        let leftover = buf.split().freeze();
-                        guard.release();
-                        let fd = stream.into_raw_fd();
-                        let msg = MovedWs {
-                            fd,
-                            head: Box::new(head),
-                            ep,
-                            sid,
-                            leftover,
-                        };
-                        if let Err(ShardMsg::AdoptWs(m)) =
-                            sh.peers.try_post(sid.shard(), ShardMsg::AdoptWs(msg))
-                        {
-                            // SAFETY: the fd came from into_raw_fd above and was not sent.
-                            drop(unsafe { std::net::TcpStream::from_raw_fd(m.fd) });
+                        while buf.len() < head.content_length {
+                            if !read_more(&mut stream, &mut buf).await {
+                                return;
+                            }
                         }
+                        buf.split_to(head.content_length).freeze()
+                    } else {
+                        Bytes::new()
+                    };
+                    let origin = head.origin().map(str::to_string);
+                    let resp = if sid.shard() == sh.id {
+                        // boxed: only a request in progress pays for its state
+                        Box::pin(poll_local(
+                            sid,
+                            ep,
+                            head.method,
+                            body,
+                            origin.as_deref(),
+                            head.keep_alive,
+                        ))
+                        .await
+                    } else {
+                        let (tx, rx) = futures_channel::oneshot::channel();
+                        let msg = ForwardedPoll {
+                            sid,
+                            ep,
+                            method: head.method,
+                            body,
+                            origin,
+                            keep_alive: head.keep_alive,
+                            reply: tx,
+                        };
+                        if sh.peers.try_post(sid.shard(), ShardMsg::Poll(msg)).is_err() {
+                            http::simple_response(500, "shard inbox full")
+                        } else {
+                            rx.await.unwrap_or_else(|_| {
+                                http::error_response(
+                                    EioError::UnknownSid,
+                                    &eng.cors,
+                                    head.origin(),
+                                    head.keep_alive,
+                                )
+                            })
+                        }
+                    };
+                    if !write(&mut stream, resp).await || !head.keep_alive {
+                        return;
                     }
-                    // boxed: the accept loop's task stays small while it waits for a request
-                    _ => Box::pin(ws_conn::run(stream, head, ep, sid, buf, peer, guard)).await,
                 }
-                return;
+                Route::WebSocket(sid) => {
+                    if head.ws_version() != Some("13") || head.ws_key().is_none() {
+                        write(&mut stream, http::simple_response(400, "Bad Request")).await;
+                        return;
+                    }
+                    match sid {
+                        Some(sid) if sid.shard() != sh.id => {
+                            let leftover = buf.split().freeze();
+                            guard.release();
+                            let fd = stream.into_raw_fd();
+                            let msg = MovedWs {
+                                fd,
+                                head: Box::new(head),
+                                ep,
+                                sid,
+                                leftover,
+                            };
+                            if let Err(ShardMsg::AdoptWs(m)) =
+                                sh.peers.try_post(sid.shard(), ShardMsg::AdoptWs(msg))
+                            {
+                                // SAFETY: the fd came from into_raw_fd above and was not sent.
+                                drop(unsafe { std::net::TcpStream::from_raw_fd(m.fd) });
+                            }
+                        }
+                        // boxed: the accept loop's task stays small while it waits for a request
+                        _ => Box::pin(ws_conn::run(stream, head, ep, sid, buf, peer, guard)).await,
+                    }
+                    return;
+                }
             }
         }
     }
