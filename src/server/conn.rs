@@ -42,7 +42,7 @@ pub(crate) struct MovedWs {
     pub leftover: Bytes,
 }
 
-/// Size of a connection's read buffer while it waits for a request.
+/// Size of the first read of a request (allocated once the socket is readable).
 const READ_MIN: usize = 512;
 
 /// Reads more bytes into `buf`; false on EOF or error.
