@@ -7,8 +7,8 @@
 //! plain protocol bytes), and short inputs are additionally fed one byte at a time.
 
 use bytes::{Bytes, BytesMut};
-use sonic_rs::JsonContainerTrait as _;
 use ringio::proto::{eio, http, sio, ws};
+use sonic_rs::JsonContainerTrait as _;
 
 /// Known, reported issues a run may be told to tolerate, as a comma-separated list in the
 /// environment variable `RINGIO_FUZZ_KNOWN` (default: none, every check is strict). They exist so
@@ -147,7 +147,11 @@ fn http_feed(data: &[u8], cuts: &[usize]) -> HttpOutcome {
             Ok(None) => assert_eq!(buf, before, "Ok(None) must not consume"),
             Ok(Some(h)) => {
                 let consumed = fed - buf.len();
-                assert_eq!(&buf[..], &data[consumed..fed], "remaining is not the suffix");
+                assert_eq!(
+                    &buf[..],
+                    &data[consumed..fed],
+                    "remaining is not the suffix"
+                );
                 let mut rest = buf.to_vec();
                 for c in it {
                     rest.extend_from_slice(c);
@@ -172,8 +176,15 @@ pub fn http_head(data: &[u8]) {
             assert!(buf.len() < data.len(), "a head consumes at least one byte");
             let consumed = data.len() - buf.len();
             assert_eq!(consumed + buf.len(), data.len());
-            assert!(consumed <= http::MAX_HEAD, "head of {consumed} bytes over MAX_HEAD");
-            assert_eq!(&buf[..], &data[consumed..], "remaining is not the input's suffix");
+            assert!(
+                consumed <= http::MAX_HEAD,
+                "head of {consumed} bytes over MAX_HEAD"
+            );
+            assert_eq!(
+                &buf[..],
+                &data[consumed..],
+                "remaining is not the input's suffix"
+            );
             let head = &data[..consumed];
             assert_eq!(head.last(), Some(&b'\n'), "head does not end a line");
             assert!(contains(head, h.path().as_bytes()), "path not in input");
@@ -203,15 +214,25 @@ pub fn http_head(data: &[u8]) {
                     let _ = http::percent_decode(v);
                 }
             }
-            let d = h.detached();
-            assert_eq!(HeadView::of(&d), HeadView::of(&h), "detached() differs");
+            // what a Handshake keeps: the raw head (u16 offsets) and the path/query ranges
+            let (pr, qr) = h.path_and_query_ranges();
+            assert!(
+                h.raw().len() <= http::MAX_HEAD,
+                "head over MAX_HEAD accepted"
+            );
+            assert!(pr.end <= h.raw().len() && qr.end <= h.raw().len());
+            assert_eq!(std::str::from_utf8(&h.raw()[pr]).unwrap_or(""), h.path());
+            assert_eq!(std::str::from_utf8(&h.raw()[qr]).unwrap_or(""), h.query());
             let pre = http::preflight_response(&http::Cors::Reflect, &h);
             assert!(pre.ends_with(b"\r\n\r\n"));
             HttpOutcome::Head(HeadView::of(&h), buf.to_vec())
         }
         Ok(None) => {
             assert_eq!(&buf[..], data, "Ok(None) must not consume");
-            assert!(data.len() <= http::MAX_HEAD, "incomplete head over MAX_HEAD not refused");
+            assert!(
+                data.len() <= http::MAX_HEAD,
+                "incomplete head over MAX_HEAD not refused"
+            );
             HttpOutcome::NeedMore
         }
         Err(e) => {
@@ -255,7 +276,10 @@ fn check_message(m: &ws::Message) {
         ws::Message::Close(Some((code, reason))) => {
             assert!(ws::is_valid_close_code(*code), "close code {code}");
             assert!(reason.len() <= 123);
-            assert!(std::str::from_utf8(reason).is_ok(), "close reason is not UTF-8");
+            assert!(
+                std::str::from_utf8(reason).is_ok(),
+                "close reason is not UTF-8"
+            );
         }
     }
 }
@@ -275,7 +299,11 @@ fn ws_feed(role: ws::Role, data: &[u8], cuts: &[usize]) -> WsRun {
             assert!(buf.len() <= fed, "consumed more than was fed");
             // Unconsumed bytes must be untouched (unmasking happens in place).
             if r.is_ok() {
-                assert_eq!(&buf[..], &data[fed - buf.len()..fed], "unconsumed bytes changed");
+                assert_eq!(
+                    &buf[..],
+                    &data[fed - buf.len()..fed],
+                    "unconsumed bytes changed"
+                );
             }
             match r {
                 Ok(Some(m)) => {
@@ -324,7 +352,11 @@ fn ws_reencode(role: ws::Role, m: &ws::Message) {
     };
     let mut buf = BytesMut::from(&frame[..]);
     let got = ws::Decoder::new(role, WS_MAX).decode(&mut buf);
-    assert_eq!(got.as_ref(), Ok(&Some(m.clone())), "re-encoded frame decodes differently");
+    assert_eq!(
+        got.as_ref(),
+        Ok(&Some(m.clone())),
+        "re-encoded frame decodes differently"
+    );
     assert!(buf.is_empty());
 }
 
@@ -339,7 +371,10 @@ pub fn ws_decoder(data: &[u8]) {
         }
         for cuts in chunkings(data) {
             let got = ws_feed(role, data, &cuts);
-            assert_eq!(got, one_shot, "{role:?}: chunked feed {cuts:?} differs from one-shot");
+            assert_eq!(
+                got, one_shot,
+                "{role:?}: chunked feed {cuts:?} differs from one-shot"
+            );
         }
     }
 }
@@ -378,12 +413,18 @@ pub fn eio_payload(data: &[u8]) {
     let span = body.as_ptr() as usize..body.as_ptr() as usize + body.len() + 1;
     for (seg, item) in segments.iter().zip(&items) {
         let direct = eio::Packet::decode_text(Bytes::copy_from_slice(seg));
-        assert_eq!(item, &direct, "payload item differs from decode_text of its segment");
+        assert_eq!(
+            item, &direct,
+            "payload item differs from decode_text of its segment"
+        );
         match item {
             Ok(eio::Packet::Open(d) | eio::Packet::Ping(d))
             | Ok(eio::Packet::Pong(d) | eio::Packet::Message(d)) => {
                 assert_eq!(&d[..], &seg[1..]);
-                assert!(d.is_empty() || span.contains(&(d.as_ptr() as usize)), "copied");
+                assert!(
+                    d.is_empty() || span.contains(&(d.as_ptr() as usize)),
+                    "copied"
+                );
             }
             Ok(eio::Packet::Binary(b)) => assert!(b.len() <= seg.len() * 3 / 4),
             Ok(_) => {}
@@ -439,7 +480,11 @@ pub mod node_json {
 
     /// True when `d` is exactly one JSON value with optional JSON whitespace around it.
     pub fn valid(d: &[u8]) -> bool {
-        let mut p = P { d, i: 0, deep: false };
+        let mut p = P {
+            d,
+            i: 0,
+            deep: false,
+        };
         p.ws();
         let ok = p.value(0) && {
             p.ws();
@@ -606,10 +651,21 @@ pub mod node_json {
 fn check_ranges(d: &[u8], ranges: &[std::ops::Range<u32>]) {
     let mut prev_end = 0u32;
     for r in ranges {
-        assert!(r.start >= prev_end && r.start < r.end, "range {r:?} out of order/empty");
-        assert!(r.end as usize <= d.len(), "range {r:?} past the data ({})", d.len());
+        assert!(
+            r.start >= prev_end && r.start < r.end,
+            "range {r:?} out of order/empty"
+        );
+        assert!(
+            r.end as usize <= d.len(),
+            "range {r:?} past the data ({})",
+            d.len()
+        );
         let raw = &d[r.start as usize..r.end as usize];
-        assert!(json_valid(raw), "element {:?} is not valid JSON", String::from_utf8_lossy(raw));
+        assert!(
+            json_valid(raw),
+            "element {:?} is not valid JSON",
+            String::from_utf8_lossy(raw)
+        );
         prev_end = r.end;
     }
 }
@@ -617,12 +673,19 @@ fn check_ranges(d: &[u8], ranges: &[std::ops::Range<u32>]) {
 fn check_split_array(d: &[u8]) {
     if let Ok(ranges) = sio::split_array(d) {
         check_ranges(d, &ranges);
-        assert!(node_json::valid(d), "split_array accepted what JSON.parse refuses");
+        assert!(
+            node_json::valid(d),
+            "split_array accepted what JSON.parse refuses"
+        );
         if !known("sonic-value") {
             let whole: sonic_rs::Value =
                 sonic_rs::from_slice(d).expect("split_array accepted invalid JSON");
             let arr = whole.as_array().expect("split_array on non-array");
-            assert_eq!(arr.len(), ranges.len(), "element count differs from a full parse");
+            assert_eq!(
+                arr.len(),
+                ranges.len(),
+                "element count differs from a full parse"
+            );
         }
     }
 }
@@ -634,10 +697,16 @@ fn check_event_name(d: &[u8]) -> bool {
             all.extend(args.iter().cloned());
             check_ranges(d, &all);
             let raw = &d[name.start as usize..name.end as usize];
-            assert!(matches!(raw[0], b'"' | b'-' | b'0'..=b'9'), "event name kind");
+            assert!(
+                matches!(raw[0], b'"' | b'-' | b'0'..=b'9'),
+                "event name kind"
+            );
             if raw[0] == b'"' {
                 let s: String = sonic_rs::from_slice(raw).expect("name string");
-                assert!(!sio::RESERVED_EVENTS.contains(&s.as_str()), "reserved name accepted");
+                assert!(
+                    !sio::RESERVED_EVENTS.contains(&s.as_str()),
+                    "reserved name accepted"
+                );
             }
             true
         }
@@ -675,19 +744,31 @@ pub fn sio_packet(data: &[u8]) {
     assert!(data.ends_with(&p.data), "data is not the packet's suffix");
     match p.kind {
         sio::Kind::Event | sio::Kind::BinaryEvent => {
-            assert!(check_event_name(&p.data), "event accepted but event_name fails");
+            assert!(
+                check_event_name(&p.data),
+                "event accepted but event_name fails"
+            );
             check_split_array(&p.data);
         }
         sio::Kind::Ack | sio::Kind::BinaryAck => {
-            assert!(sio::split_array(&p.data).is_ok(), "ack accepted but split_array fails");
+            assert!(
+                sio::split_array(&p.data).is_ok(),
+                "ack accepted but split_array fails"
+            );
             check_split_array(&p.data);
         }
         sio::Kind::Connect => {
             let blank = p.data.iter().all(|c| c.is_ascii_whitespace());
-            assert!(blank || json_valid(&p.data), "CONNECT payload is not valid JSON");
+            assert!(
+                blank || json_valid(&p.data),
+                "CONNECT payload is not valid JSON"
+            );
         }
         sio::Kind::ConnectError => {
-            assert!(json_valid(&p.data), "CONNECT_ERROR payload is not valid JSON");
+            assert!(
+                json_valid(&p.data),
+                "CONNECT_ERROR payload is not valid JSON"
+            );
         }
         sio::Kind::Disconnect => {}
     }
@@ -705,7 +786,12 @@ pub fn sio_packet(data: &[u8]) {
     };
     assert_eq!(wire.first(), Some(&b'4'), "no Engine.IO prefix");
     let again = sio::decode(wire.slice(1..), SIO_MAX_ATTACHMENTS);
-    assert_eq!(again.as_ref(), Ok(&p), "re-encoded as {:?}", String::from_utf8_lossy(&wire));
+    assert_eq!(
+        again.as_ref(),
+        Ok(&p),
+        "re-encoded as {:?}",
+        String::from_utf8_lossy(&wire)
+    );
 }
 
 #[cfg(test)]
@@ -715,14 +801,36 @@ mod tests {
     #[test]
     fn node_json_grammar() {
         for ok in [
-            "1", " [ ] ", "-0.5e+3", "\"\\ud83d\"", "1e999", "{\"a\":[true,false,null]}",
-            "\"\\u00e9\\n\\/\"", "[[[[]]]]", "\"\u{e9}\"",
+            "1",
+            " [ ] ",
+            "-0.5e+3",
+            "\"\\ud83d\"",
+            "1e999",
+            "{\"a\":[true,false,null]}",
+            "\"\\u00e9\\n\\/\"",
+            "[[[[]]]]",
+            "\"\u{e9}\"",
         ] {
             assert!(valid(ok.as_bytes()), "{ok}");
         }
         for bad in [
-            "", "01", "1.", "-", ".5", "[1,]", "{\"a\"}", "{1:2}", "\"\\q\"", "\"\\uZZZZ\"",
-            "\"\\u12\"", "\"\x01\"", "tru", "[1 2]", "\x0c1", "1 x", "\"abc",
+            "",
+            "01",
+            "1.",
+            "-",
+            ".5",
+            "[1,]",
+            "{\"a\"}",
+            "{1:2}",
+            "\"\\q\"",
+            "\"\\uZZZZ\"",
+            "\"\\u12\"",
+            "\"\x01\"",
+            "tru",
+            "[1 2]",
+            "\x0c1",
+            "1 x",
+            "\"abc",
         ] {
             assert!(!valid(bad.as_bytes()), "{bad:?}");
         }
