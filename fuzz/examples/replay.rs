@@ -40,7 +40,8 @@ impl Rng {
 }
 
 const MAX_LEN: usize = 4096;
-const INTERESTING: &[u8] = b"\x00\x01\x7e\x7f\x80\x81\xfe\xff\x1e\r\n ,-/[]{}\":0123456789b?&=\x88\x89\x8a";
+const INTERESTING: &[u8] =
+    b"\x00\x01\x7e\x7f\x80\x81\xfe\xff\x1e\r\n ,-/[]{}\":0123456789b?&=\x88\x89\x8a";
 
 fn fnv(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -73,7 +74,9 @@ fn load_dict(path: &Path) -> Vec<Vec<u8>> {
         while i < s.len() {
             if s[i] == b'\\' && i + 1 < s.len() {
                 if s[i + 1] == b'x' && i + 3 < s.len() {
-                    if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&s[i + 2..i + 4]).unwrap_or(""), 16) {
+                    if let Ok(b) =
+                        u8::from_str_radix(std::str::from_utf8(&s[i + 2..i + 4]).unwrap_or(""), 16)
+                    {
                         v.push(b);
                         i += 4;
                         continue;
@@ -173,7 +176,11 @@ fn crash(fuzz_dir: &Path, target: &str, input: &[u8], from: &str) -> ! {
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join(format!("crash-{:016x}", fnv(input)));
     let _ = std::fs::write(&path, input);
-    eprintln!("CRASH in {target} ({from}), {} bytes: {:?}", input.len(), String::from_utf8_lossy(input));
+    eprintln!(
+        "CRASH in {target} ({from}), {} bytes: {:?}",
+        input.len(),
+        String::from_utf8_lossy(input)
+    );
     eprintln!("crash input written to {}", path.display());
     let _ = std::io::stderr().flush();
     std::process::exit(1);
@@ -188,14 +195,20 @@ fn main() {
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut val = |what: &str| args.next().unwrap_or_else(|| panic!("{what} needs a value"));
+        let mut val = |what: &str| {
+            args.next()
+                .unwrap_or_else(|| panic!("{what} needs a value"))
+        };
         match a.as_str() {
             "--iters" => iters = val("--iters").parse().expect("--iters N"),
             "--secs" => secs = Some(val("--secs").parse().expect("--secs S")),
             "--seed" => seed = val("--seed").parse().expect("--seed X"),
             "-h" | "--help" => {
                 eprintln!("replay [--iters N] [--secs S] [--seed X] [TARGET...] [FILE...]");
-                eprintln!("targets: {}", TARGETS.iter().map(|t| t.0).collect::<Vec<_>>().join(" "));
+                eprintln!(
+                    "targets: {}",
+                    TARGETS.iter().map(|t| t.0).collect::<Vec<_>>().join(" ")
+                );
                 return;
             }
             _ if TARGETS.iter().any(|t| t.0 == a) => names.push(a),
