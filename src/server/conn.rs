@@ -20,6 +20,7 @@ use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Instant;
 
 /// A polling request forwarded to the session's owner shard.
@@ -186,6 +187,8 @@ pub(crate) fn serve(mut stream: TcpStream, peer: SocketAddr) -> impl Future<Outp
                         }
                         while buf.len() < head.content_length {
                             if !read_more(&mut stream, &mut buf).await {
+                                // Node: "data request connection closed prematurely"
+                                close_session(sid, DisconnectReason::TransportError);
                                 return;
                             }
                         }
@@ -194,17 +197,25 @@ pub(crate) fn serve(mut stream: TcpStream, peer: SocketAddr) -> impl Future<Outp
                         Bytes::new()
                     };
                     let origin = head.origin().map(str::to_string);
+                    let get = head.method == Method::Get;
                     let resp = if sid.shard() == sh.id {
                         // boxed: only a request in progress pays for its state
-                        Box::pin(poll_local(
+                        let resp = Box::pin(poll_local(
                             sid,
                             ep,
                             head.method,
                             body,
                             origin.as_deref(),
                             head.keep_alive,
-                        ))
-                        .await
+                        ));
+                        if get {
+                            match watch_get(&stream, sid, resp).await {
+                                Some(r) => r,
+                                None => return,
+                            }
+                        } else {
+                            resp.await
+                        }
                     } else {
                         let (tx, rx) = futures_channel::oneshot::channel();
                         let msg = ForwardedPoll {
@@ -219,14 +230,24 @@ pub(crate) fn serve(mut stream: TcpStream, peer: SocketAddr) -> impl Future<Outp
                         if sh.peers.try_post(sid.shard(), ShardMsg::Poll(msg)).is_err() {
                             http::simple_response(500, "shard inbox full")
                         } else {
-                            rx.await.unwrap_or_else(|_| {
-                                http::error_response(
-                                    EioError::UnknownSid,
-                                    &eng.cors,
-                                    head.origin(),
-                                    head.keep_alive,
-                                )
-                            })
+                            let reply = async {
+                                rx.await.unwrap_or_else(|_| {
+                                    http::error_response(
+                                        EioError::UnknownSid,
+                                        &eng.cors,
+                                        head.origin(),
+                                        head.keep_alive,
+                                    )
+                                })
+                            };
+                            if get {
+                                match watch_get(&stream, sid, reply).await {
+                                    Some(r) => r,
+                                    None => return,
+                                }
+                            } else {
+                                reply.await
+                            }
                         }
                     };
                     if !write(&mut stream, resp).await || !head.keep_alive {
@@ -338,16 +359,78 @@ pub(crate) fn lookup(sid: Sid) -> Option<Rc<Session>> {
 
 /// A POST over maxHttpBufferSize: the session is closed (as Node does), on its owner shard.
 fn refuse_oversized(sid: Sid) {
+    close_session(sid, DisconnectReason::TransportError);
+}
+
+/// Closes a session on its owner shard (this one, or through the owner's inbox).
+fn close_session(sid: Sid, reason: DisconnectReason) {
     let sh = shard();
     if sid.shard() == sh.id {
         if let Some(s) = lookup(sid) {
-            s.close(DisconnectReason::TransportError);
+            s.close(reason);
         }
     } else {
-        let _ = sh.peers.try_post(
-            sid.shard(),
-            ShardMsg::CloseSession(sid, DisconnectReason::TransportError),
-        );
+        let _ = sh
+            .peers
+            .try_post(sid.shard(), ShardMsg::CloseSession(sid, reason));
+    }
+}
+
+/// Awaits a long-poll GET's response while watching its connection. A client that goes away
+/// mid-poll ends the session with "transport error", as Node does ("poll connection closed
+/// prematurely"), instead of holding it until the ping timeout; then nothing is written and
+/// `None` comes back (the response future is still awaited, so the owner's side of the GET
+/// ends cleanly: closing the session answers it).
+async fn watch_get(
+    stream: &TcpStream,
+    sid: Sid,
+    resp: impl Future<Output = Bytes>,
+) -> Option<Bytes> {
+    let mut resp = std::pin::pin!(resp);
+    let mut gone = std::pin::pin!(peer_gone(stream));
+    let mut aborted = false;
+    let r = poll_fn(|cx| {
+        if let Poll::Ready(r) = resp.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        if !aborted && gone.as_mut().poll(cx).is_ready() {
+            aborted = true;
+            close_session(sid, DisconnectReason::TransportError);
+            // closing answers the pending GET; poll the response again
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    })
+    .await;
+    (!aborted).then_some(r)
+}
+
+/// Completes when the peer has closed its side (EOF) or the socket failed; stays pending once
+/// the peer sends data instead (a next request, read after the current one is answered).
+async fn peer_gone(stream: &TcpStream) {
+    loop {
+        if stream.readable(false).await.is_err() {
+            return;
+        }
+        let mut b = 0u8;
+        // SAFETY: a one-byte peek into a local; MSG_DONTWAIT whatever the fd's flags.
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                (&mut b as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => return,
+            n if n > 0 => std::future::pending::<()>().await,
+            _ => {
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                    return;
+                }
+            }
+        }
     }
 }
 
