@@ -53,7 +53,8 @@ pub(crate) struct SocketInner {
     /// `None` for none (`{}`).
     auth: Option<Box<[u8]>>,
     pub connected: Cell<bool>,
-    acks: RefCell<AckMap>,
+    /// Acks this server waits for from the client: created on the first one.
+    acks: RefCell<Option<Box<AckMap>>>,
     next_ack: Cell<u64>,
     data: RefCell<Option<Box<dyn Any>>>,
     ext: RefCell<Option<Box<Ext>>>,
@@ -208,7 +209,7 @@ impl Socket {
             sess: Rc::downgrade(sess),
             auth: (!auth.iter().all(u8::is_ascii_whitespace)).then(|| auth[..].into()),
             connected: Cell::new(false),
-            acks: RefCell::new(AckMap::default()),
+            acks: RefCell::new(None),
             next_ack: Cell::new(0),
             data: RefCell::new(None),
             ext: RefCell::new(None),
@@ -285,7 +286,11 @@ impl Socket {
         let id = self.0.next_ack.get();
         self.0.next_ack.set(id + 1);
         let (tx, rx) = futures_channel::oneshot::channel();
-        self.0.acks.borrow_mut().insert(id, AckSlot::One(tx));
+        self.0
+            .acks
+            .borrow_mut()
+            .get_or_insert_with(Default::default)
+            .insert(id, AckSlot::One(tx));
         let w = to_writer(args);
         let (text, att) = encode_packet(&self.0.ns.name, Some(event), Some(id), w, false);
         let sent = self.send_packets(text, att);
@@ -299,7 +304,9 @@ impl Socket {
                 Ok(Err(_)) => Err(AckError::Disconnected),
                 Err(_) => {
                     if let Some(s) = me.upgrade() {
-                        s.acks.borrow_mut().remove(&id);
+                        if let Some(a) = s.acks.borrow_mut().as_mut() {
+                            a.remove(&id);
+                        }
                     }
                     Err(AckError::Timeout)
                 }
@@ -437,7 +444,7 @@ impl Socket {
         }
         shard().adapter.leave_all(self);
         self.0.ns.sockets.borrow_mut().remove(&self.0.id);
-        self.0.acks.borrow_mut().clear();
+        *self.0.acks.borrow_mut() = None;
         self.0.queue.borrow_mut().clear();
         if let Some(e) = self.0.ext.borrow_mut().as_mut() {
             e.handlers = Handlers::default();
@@ -445,7 +452,12 @@ impl Socket {
     }
 
     pub(crate) fn on_ack(&self, id: u64, args: RawArgs) {
-        let slot = self.0.acks.borrow_mut().remove(&id);
+        let slot = self
+            .0
+            .acks
+            .borrow_mut()
+            .as_mut()
+            .and_then(|a| a.remove(&id));
         match slot {
             Some(AckSlot::One(tx)) => {
                 let _ = tx.send(args);
@@ -464,7 +476,11 @@ impl Socket {
     ) -> u64 {
         let id = self.0.next_ack.get();
         self.0.next_ack.set(id + 1);
-        self.0.acks.borrow_mut().insert(id, AckSlot::Many(tx));
+        self.0
+            .acks
+            .borrow_mut()
+            .get_or_insert_with(Default::default)
+            .insert(id, AckSlot::Many(tx));
         id
     }
 

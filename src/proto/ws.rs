@@ -189,7 +189,8 @@ struct Header {
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
-    max_message: usize,
+    /// u32: every connection keeps a decoder (limits above 4 GiB are clamped to it).
+    max_message: u32,
     /// Boxed: fragmented messages are rare and an idle connection keeps its decoder.
     partial: Option<Box<Partial>>,
 }
@@ -199,7 +200,7 @@ impl Decoder {
     pub fn new(role: Role, max_message: usize) -> Self {
         Decoder {
             role,
-            max_message,
+            max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
             partial: None,
         }
     }
@@ -319,7 +320,7 @@ impl Decoder {
         if !op.is_control() {
             let already = self.partial.as_ref().map_or(0, |p| p.data.len()) as u64;
             if already.saturating_add(len) > self.max_message as u64 {
-                let max = self.max_message;
+                let max = self.max_message as usize;
                 return Err(WsError::MessageTooLarge { max });
             }
         }

@@ -122,7 +122,10 @@ pub(crate) struct State {
     pub poll_waker: Option<Waker>,
     pub get_active: bool,
     pub post_active: bool,
-    pub close_packet: OutPacket,
+    /// The packet a polling GET gets once the session is closed: `6` (noop) after the
+    /// client's own close, else `1` (close). A flag, not an `OutPacket`: 40 bytes less per
+    /// session.
+    pub close_with_noop: bool,
     pub ws_writer: Option<OwnedWriteHalf<TcpStream>>,
     pub ws_fd: i32,
     pub writing: bool,
@@ -159,7 +162,7 @@ impl Session {
                 poll_waker: None,
                 get_active: false,
                 post_active: false,
-                close_packet: OutPacket::CLOSE,
+                close_with_noop: false,
                 ws_writer: None,
                 ws_fd: -1,
                 writing: false,
@@ -266,7 +269,11 @@ impl Session {
     ) -> std::task::Poll<PollOutcome> {
         let mut st = self.st.borrow_mut();
         if st.closed {
-            return std::task::Poll::Ready(PollOutcome::Closed(st.close_packet.clone()));
+            return std::task::Poll::Ready(PollOutcome::Closed(if st.close_with_noop {
+                OutPacket::NOOP
+            } else {
+                OutPacket::CLOSE
+            }));
         }
         if st.transport != Transport::Polling {
             return std::task::Poll::Ready(PollOutcome::Packets(vec![OutPacket::NOOP]));
@@ -387,13 +394,8 @@ impl Session {
                 return;
             }
             st.closed = true;
-            st.close_packet = if reason == DisconnectReason::TransportClose
-                && st.transport == Transport::Polling
-            {
-                OutPacket::NOOP
-            } else {
-                OutPacket::CLOSE
-            };
+            st.close_with_noop =
+                reason == DisconnectReason::TransportClose && st.transport == Transport::Polling;
             if let Some(w) = st.poll_waker.take() {
                 w.wake();
             } else if reason == DisconnectReason::TransportClose
