@@ -197,58 +197,53 @@ pub(crate) fn serve(mut stream: TcpStream, peer: SocketAddr) -> impl Future<Outp
                         Bytes::new()
                     };
                     let origin = head.origin().map(str::to_string);
-                    let get = head.method == Method::Get;
-                    let resp = if sid.shard() == sh.id {
-                        // boxed: only a request in progress pays for its state
-                        let resp = Box::pin(poll_local(
-                            sid,
-                            ep,
-                            head.method,
-                            body,
-                            origin.as_deref(),
-                            head.keep_alive,
-                        ));
-                        if get {
-                            match watch_get(&stream, sid, resp).await {
-                                Some(r) => r,
-                                None => return,
-                            }
+                    // boxed: only a request in progress pays for its state
+                    let resp: std::pin::Pin<Box<dyn Future<Output = Bytes> + '_>> =
+                        if sid.shard() == sh.id {
+                            Box::pin(poll_local(
+                                sid,
+                                ep,
+                                head.method,
+                                body,
+                                origin.as_deref(),
+                                head.keep_alive,
+                            ))
                         } else {
-                            resp.await
+                            let (tx, rx) = futures_channel::oneshot::channel();
+                            let msg = ForwardedPoll {
+                                sid,
+                                ep,
+                                method: head.method,
+                                body,
+                                origin,
+                                keep_alive: head.keep_alive,
+                                reply: tx,
+                            };
+                            if sh.peers.try_post(sid.shard(), ShardMsg::Poll(msg)).is_err() {
+                                Box::pin(std::future::ready(http::simple_response(
+                                    500,
+                                    "shard inbox full",
+                                )))
+                            } else {
+                                Box::pin(async {
+                                    rx.await.unwrap_or_else(|_| {
+                                        http::error_response(
+                                            EioError::UnknownSid,
+                                            &eng.cors,
+                                            head.origin(),
+                                            head.keep_alive,
+                                        )
+                                    })
+                                })
+                            }
+                        };
+                    let resp = if head.method == Method::Get {
+                        match watch_get(&stream, sid, resp).await {
+                            Some(r) => r,
+                            None => return,
                         }
                     } else {
-                        let (tx, rx) = futures_channel::oneshot::channel();
-                        let msg = ForwardedPoll {
-                            sid,
-                            ep,
-                            method: head.method,
-                            body,
-                            origin,
-                            keep_alive: head.keep_alive,
-                            reply: tx,
-                        };
-                        if sh.peers.try_post(sid.shard(), ShardMsg::Poll(msg)).is_err() {
-                            http::simple_response(500, "shard inbox full")
-                        } else {
-                            let reply = async {
-                                rx.await.unwrap_or_else(|_| {
-                                    http::error_response(
-                                        EioError::UnknownSid,
-                                        &eng.cors,
-                                        head.origin(),
-                                        head.keep_alive,
-                                    )
-                                })
-                            };
-                            if get {
-                                match watch_get(&stream, sid, reply).await {
-                                    Some(r) => r,
-                                    None => return,
-                                }
-                            } else {
-                                reply.await
-                            }
-                        }
+                        resp.await
                     };
                     if !write(&mut stream, resp).await || !head.keep_alive {
                         return;
