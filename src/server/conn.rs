@@ -400,6 +400,29 @@ async fn watch_get(
     (!aborted).then_some(r)
 }
 
+/// One non-blocking `recv` (MSG_DONTWAIT, whatever the fd's flags, plus `flags`) into `buf`.
+pub(crate) fn recv_now(
+    fd: RawFd,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+    flags: libc::c_int,
+) -> std::io::Result<usize> {
+    // SAFETY: `buf` is writable memory of `buf.len()` bytes; recv writes at most that many
+    // and keeps no pointer.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Completes when the peer has closed its side (EOF) or the socket failed; stays pending once
 /// the peer sends data instead (a next request, read after the current one is answered).
 async fn peer_gone(stream: &TcpStream) {
@@ -407,24 +430,13 @@ async fn peer_gone(stream: &TcpStream) {
         if stream.readable(false).await.is_err() {
             return;
         }
-        let mut b = 0u8;
-        // SAFETY: a one-byte peek into a local; MSG_DONTWAIT whatever the fd's flags.
-        let n = unsafe {
-            libc::recv(
-                stream.as_raw_fd(),
-                (&mut b as *mut u8).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        match n {
-            0 => return,
-            n if n > 0 => std::future::pending::<()>().await,
-            _ => {
-                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
-                    return;
-                }
-            }
+        let mut b = [std::mem::MaybeUninit::uninit()];
+        match recv_now(stream.as_raw_fd(), &mut b, libc::MSG_PEEK) {
+            Ok(0) => return,
+            Ok(_) => std::future::pending::<()>().await,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! The write half lives in the session (see `writer`); this task only reads. Protocol errors
 //! from the frame codec close the connection with their close code (1002, 1007, 1009).
 
-use super::conn::{lookup, ConnGuard};
+use super::conn::{lookup, recv_now, ConnGuard};
 use super::session::{Out, Session, Sid, Transport};
 use super::shard::shard;
 use crate::proto::eio::{self, OutPacket, Packet};
@@ -81,22 +81,16 @@ impl Reader {
             let fd = self.r_fd();
             let spare = self.buf.spare_capacity_mut();
             let asked = spare.len();
-            // SAFETY: `spare` is writable, uninitialised memory of `asked` bytes owned by
-            // `self.buf`; `recv` writes at most `asked` bytes into it and does not keep the
-            // pointer. MSG_DONTWAIT makes it non-blocking whatever the fd's flags.
-            let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), asked, libc::MSG_DONTWAIT) };
-            if n < 0 {
-                match std::io::Error::last_os_error().kind() {
-                    std::io::ErrorKind::WouldBlock => self.drained = true,
-                    std::io::ErrorKind::Interrupted => {}
-                    _ => return Err(ReadErr::Eof),
+            let n = match recv_now(fd, spare, 0) {
+                Ok(0) => return Err(ReadErr::Eof),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    continue;
                 }
-                continue;
-            }
-            let n = n as usize;
-            if n == 0 {
-                return Err(ReadErr::Eof);
-            }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(ReadErr::Eof),
+            };
             // SAFETY: recv initialised the first `n` bytes of the spare capacity.
             unsafe { self.buf.set_len(self.buf.len() + n) };
             self.drained = n < asked;
