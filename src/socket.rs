@@ -31,8 +31,7 @@ enum AckSlot {
 type Handlers = HashMap<String, Rc<dyn ErasedHandler>>;
 type Queued = (Rc<dyn ErasedHandler>, RawArgs, AckSender);
 
-/// Ack ids are chosen here (sequential), so the table needs no keyed hasher, and a zero-sized
-/// one keeps the table 16 bytes smaller in every socket.
+/// Ack ids are chosen here (sequential), so the table needs no keyed hasher: a zero-sized one.
 type AckMap = HashMap<u64, AckSlot, BuildHasherDefault<DefaultHasher>>;
 
 /// What few sockets use (per-socket handlers, disconnect callbacks, shared data), boxed so
@@ -207,7 +206,7 @@ impl Socket {
             id,
             ns,
             sess: Rc::downgrade(sess),
-            auth: (!auth.iter().all(u8::is_ascii_whitespace)).then(|| auth[..].into()),
+            auth: (!auth.iter().all(u8::is_ascii_whitespace)).then(|| auth.into()),
             connected: Cell::new(false),
             acks: RefCell::new(None),
             next_ack: Cell::new(0),
