@@ -326,6 +326,29 @@ struct Shared {
 }
 
 impl Shared {
+    /// Fresh state for a run against `targets` from `src_ips` source addresses.
+    fn new(targets: Vec<Target>, src_ips: usize, params: Params) -> Shared {
+        Shared {
+            targets,
+            src_ips,
+            params,
+            base: Instant::now(),
+            ramp_start_ns: AtomicU64::new(0),
+            ramp: AtomicBool::new(false),
+            go: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            connected: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+            delivered: AtomicU64::new(0),
+            sender_ready: AtomicBool::new(false),
+            sender_done: AtomicBool::new(false),
+            sender_failed: AtomicBool::new(false),
+            first_error: OnceLock::new(),
+            go_ns: AtomicU64::new(0),
+            finished: AtomicUsize::new(0),
+        }
+    }
     fn note_error(&self, e: &std::io::Error) {
         let _ = self.first_error.set(e.to_string());
     }
@@ -1119,26 +1142,7 @@ pub fn run(srvs: &[Server], p: &Params) -> Result<RunResult, String> {
     let src_ips = resolve_src_ips(&p, &targets)?;
     p.src_ips = Some(src_ips);
     let p = &p;
-    let sh = Arc::new(Shared {
-        targets: targets.clone(),
-        src_ips,
-        params: p.clone(),
-        base: Instant::now(),
-        ramp_start_ns: AtomicU64::new(0),
-        ramp: AtomicBool::new(false),
-        go: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        connected: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        dropped: AtomicUsize::new(0),
-        delivered: AtomicU64::new(0),
-        sender_ready: AtomicBool::new(false),
-        sender_done: AtomicBool::new(false),
-        sender_failed: AtomicBool::new(false),
-        first_error: OnceLock::new(),
-        go_ns: AtomicU64::new(0),
-        finished: AtomicUsize::new(0),
-    });
+    let sh = Arc::new(Shared::new(targets.clone(), src_ips, p.clone()));
     let mut workers = if p.procs > 1 {
         multi::Workers::spawn(&targets, src_ips, p)?
     } else {

@@ -8,8 +8,8 @@ use super::{hist, merge, spawn_clients, wait_until, Params, Scenario, Shared, Ta
 use hdrhistogram::Histogram;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Whether a scenario can run on several generator processes.
@@ -200,26 +200,7 @@ impl Workers {
 /// The `worker` subcommand: runs its slice of `p` against `targets` (connection i on
 /// `targets[i % len]`) from `src_ips` source addresses, driven over stdin.
 pub fn worker(targets: Vec<Target>, src_ips: usize, p: Params) -> i32 {
-    let sh = Arc::new(Shared {
-        targets,
-        src_ips,
-        params: p.clone(),
-        base: Instant::now(),
-        ramp_start_ns: AtomicU64::new(0),
-        ramp: AtomicBool::new(false),
-        go: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        connected: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        dropped: AtomicUsize::new(0),
-        delivered: AtomicU64::new(0),
-        sender_ready: AtomicBool::new(false),
-        sender_done: AtomicBool::new(false),
-        sender_failed: AtomicBool::new(false),
-        first_error: OnceLock::new(),
-        go_ns: AtomicU64::new(0),
-        finished: AtomicUsize::new(0),
-    });
+    let sh = Arc::new(Shared::new(targets, src_ips, p.clone()));
     let handles = spawn_clients(&sh);
     std::thread::sleep(Duration::from_millis(100));
     let out = std::io::stdout();
