@@ -51,7 +51,7 @@ impl FanoutFixture {
                 crate::server::session::Transport::Polling,
                 Default::default(),
             );
-            let s = Socket::new(ns.clone(), &sess, Bytes::from_static(b"{}"));
+            let s = Socket::new(ns.clone(), &sess, b"{}");
             s.0.connected.set(true);
             ns.sockets.borrow_mut().insert(s.sid(), s.clone());
             s.join("r");
