@@ -1,12 +1,16 @@
-//! Fixtures for the criterion benches (not part of the public API): a shard context installed
-//! on the bench thread, with in-memory sessions and sockets (no sockets, no runtime), so that
-//! the fan-out path can be measured without syscalls.
+//! Fixtures for the criterion benches (not part of the public API): a shard installed on the
+//! bench thread, with in-memory sessions and sockets (no sockets, no runtime), so that the
+//! fan-out path can be measured without syscalls.
 
-use crate::adapter::{deliver_local, BroadcastMsg, Op};
-use crate::proto::eio::OutPacket;
-use crate::server::shard::{install, Inbox, Peers, ShardCtx, ShardMsg};
-use crate::server::{EndpointRt, Session};
-use crate::socket::Socket;
+use crate::engine::endpoint::EndpointImpl;
+use crate::engine::Handshake;
+use crate::proto::eio::{OutPacket, Transport};
+use crate::rt::{self, Job, Peers};
+use crate::server::EndpointCfg;
+use crate::sio::adapter::{deliver_local, BroadcastMsg, Op};
+use crate::sio::conn::Sess;
+use crate::sio::socket::Socket;
+use crate::sio::{local, SioShard};
 use bytes::Bytes;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,10 +18,11 @@ use std::sync::Arc;
 /// N polling sessions, each with a socket on "/" in room "r", on a shard installed on the
 /// calling thread.
 pub struct FanoutFixture {
-    ctx: Rc<ShardCtx>,
-    sessions: Vec<Rc<Session>>,
+    sio: Rc<SioShard>,
+    peers: Arc<Peers>,
+    sessions: Vec<Rc<Sess>>,
     msg: Arc<BroadcastMsg>,
-    rx: crossbeam_channel::Receiver<ShardMsg>,
+    rx: crossbeam_channel::Receiver<Job>,
 }
 
 impl FanoutFixture {
@@ -26,31 +31,17 @@ impl FanoutFixture {
         let cfg = crate::demo::bench(crate::Server::builder())
             .shards(2)
             .config();
-        let (tx0, rx0) = crossbeam_channel::bounded(1 << 16);
-        let (tx1, _rx1) = crossbeam_channel::bounded(1);
-        let inbox = |tx| Inbox {
-            tx,
-            waker: Default::default(),
-            full: Default::default(),
+        let (peers, mut rxs) = Peers::new(2, 1 << 16, 1 << 10);
+        rt::Shard::install(0, peers.clone());
+        let EndpointCfg::SocketIo(engine, sio) = &cfg.endpoints[0] else {
+            unreachable!("the Socket.IO endpoint comes first")
         };
-        let peers = Arc::new(Peers {
-            inboxes: vec![inbox(tx0), inbox(tx1)],
-            presence: crate::adapter::Presence::new(1 << 10),
-            metrics: (0..2).map(|_| Default::default()).collect(),
-        });
-        let ctx = Rc::new(ShardCtx::new(0, cfg.clone(), peers));
-        install(ctx.clone());
-        let EndpointRt::SocketIo(namespaces) = &ctx.endpoints[0] else {
-            unreachable!()
-        };
-        let ns = namespaces.get("/").expect("/");
+        let app = crate::sio::install(sio);
+        let ep = EndpointImpl::new(engine.clone(), cfg.limits.queue, app);
+        let ns = local().namespaces.get("/").expect("/");
         let mut sessions = Vec::with_capacity(n);
         for _ in 0..n {
-            let sess = Session::new(
-                0,
-                crate::server::session::Transport::Polling,
-                Default::default(),
-            );
+            let sess = Sess::open(&ep, Transport::Polling, Rc::new(Handshake::default()), None);
             let s = Socket::new(ns.clone(), &sess, b"{}");
             s.0.connected.set(true);
             ns.sockets.borrow_mut().insert(s.sid(), s.clone());
@@ -59,7 +50,6 @@ impl FanoutFixture {
         }
         let text = Bytes::from_static(br#"42["b",{"seq":1,"t":1764262800000.123}]"#);
         let msg = Arc::new(BroadcastMsg {
-            ep: 0,
             ns: "/".into(),
             rooms: vec!["r".into()],
             except: Vec::new(),
@@ -69,27 +59,28 @@ impl FanoutFixture {
             },
         });
         FanoutFixture {
-            ctx,
+            sio: local(),
+            peers,
             sessions,
             msg,
-            rx: rx0,
+            rx: rxs.swap_remove(0),
         }
     }
 
     /// Delivers the pre-encoded broadcast to every socket of the room (queues a shared `Bytes`).
     pub fn deliver(&self) {
-        deliver_local(&self.ctx, &self.msg);
+        deliver_local(&self.sio, &self.msg);
     }
 
-    /// The cross-shard path on one thread: post the message to this shard's inbox, take it
-    /// out, deliver it.
+    /// The cross-shard path on one thread: post the delivery job to this shard's inbox, take
+    /// it out, run it.
     pub fn post_and_deliver(&self) {
+        let msg = self.msg.clone();
         let _ = self
-            .ctx
             .peers
-            .try_post(0, ShardMsg::Broadcast(self.msg.clone()));
-        if let Ok(ShardMsg::Broadcast(m)) = self.rx.try_recv() {
-            deliver_local(&self.ctx, &m);
+            .try_post(0, Box::new(move || deliver_local(&local(), &msg)));
+        if let Ok(job) = self.rx.try_recv() {
+            job();
         }
     }
 
@@ -97,8 +88,7 @@ impl FanoutFixture {
     pub fn clear(&self) {
         for s in &self.sessions {
             let mut st = s.st.borrow_mut();
-            st.out.clear();
-            st.out_bytes = 0;
+            while st.m.poll_transmit().is_some() {}
         }
     }
 

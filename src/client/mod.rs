@@ -82,7 +82,7 @@ mod socket;
 mod url;
 mod websocket;
 
-pub use crate::AckError;
+pub use crate::proto::sio::AckError;
 pub use manager::Client;
 pub use receive::ClientAck;
 pub use socket::{ClientSocket, Volatile};

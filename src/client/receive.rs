@@ -9,9 +9,9 @@
 //! over with their attachments).
 
 use super::socket::ClientSocket;
-use crate::args::{to_writer, IntoArgs, RawArgs};
+use crate::proto::sio::args::{to_writer, IntoArgs, RawArgs};
+use crate::proto::sio::encode_packet;
 use crate::proto::sio::{self, Kind};
-use crate::socket::encode_packet;
 use bytes::Bytes;
 use sonic_rs::JsonValueTrait;
 use std::cell::Cell;

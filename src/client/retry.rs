@@ -10,8 +10,8 @@
 //! Must not: encode or buffer packets itself (it emits through the socket's normal path).
 
 use super::socket::{AckFn, ClientSocket, PendingAck};
-use crate::args::{ArgWriter, RawArgs};
-use crate::AckError;
+use crate::proto::sio::args::{ArgWriter, RawArgs};
+use crate::proto::sio::AckError;
 use std::rc::Rc;
 use std::time::Duration;
 

@@ -4,10 +4,21 @@
 //! without copying (the data is a slice of the caller's `Bytes`), the polling payload format
 //! (packets joined by the record separator 0x1E, binary as `b` + base64), and the open packet.
 //!
-//! Must not: hold session state, timers or sockets; the server drives sessions.
+//! The session state machine is in [`session`]; the session id is [`Sid`].
+//!
+//! Must not: touch sockets or read the clock.
 
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
+
+pub mod session;
+pub use session::{CloseReason, Side, Transport};
+
+crate::proto::id::id_type!(
+    /// A session id: 22 base64url characters of CSPRNG output (128 bits) + 2 for the owner
+    /// shard.
+    Sid
+);
 
 /// The record separator that joins packets in a polling payload.
 pub const SEPARATOR: u8 = 0x1e;
@@ -108,6 +119,8 @@ pub enum OutPacket {
 impl OutPacket {
     /// The ping packet `2`.
     pub const PING: OutPacket = OutPacket::Text(Bytes::from_static(b"2"));
+    /// The pong packet `3` (a client's answer to a ping).
+    pub const PONG: OutPacket = OutPacket::Text(Bytes::from_static(b"3"));
     /// The noop packet `6`.
     pub const NOOP: OutPacket = OutPacket::Text(Bytes::from_static(b"6"));
     /// The close packet `1`.

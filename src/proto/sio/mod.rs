@@ -11,8 +11,34 @@ use bytes::{BufMut, Bytes, BytesMut};
 use smallvec::SmallVec;
 use std::ops::Range;
 
+pub mod args;
 mod json;
 pub use json::{validate as validate_json, JsonError};
+
+crate::proto::id::id_type!(
+    /// A socket id (one per namespace a client joins; distinct from the Engine.IO session
+    /// id): 128 random bits + the owner shard, like [`crate::proto::eio::Sid`].
+    SocketId
+);
+
+/// Why an emit's ack did not arrive (server or client side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckError {
+    /// No ack within the timeout.
+    Timeout,
+    /// The socket disconnected first.
+    Disconnected,
+}
+
+impl std::fmt::Display for AckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AckError::Timeout => "operation has timed out",
+            AckError::Disconnected => "socket has been disconnected",
+        })
+    }
+}
+impl std::error::Error for AckError {}
 
 /// Socket.IO packet types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,6 +327,44 @@ pub fn write_header(
     if let Some(id) = id {
         out.put_slice(id.to_string().as_bytes());
     }
+}
+
+/// Encodes an event (`event` is `Some`) or an ack (`ack` true): the text packet, Engine.IO
+/// prefix included, and its attachments. Arguments come serialized once by an
+/// [`args::ArgWriter`].
+pub fn encode_packet(
+    nsp: &str,
+    event: Option<&str>,
+    id: Option<u64>,
+    w: args::ArgWriter,
+    ack: bool,
+) -> (Bytes, Vec<Bytes>) {
+    let binary = !w.attachments.is_empty();
+    let kind = match (ack, binary) {
+        (false, false) => Kind::Event,
+        (false, true) => Kind::BinaryEvent,
+        (true, false) => Kind::Ack,
+        (true, true) => Kind::BinaryAck,
+    };
+    let mut out =
+        BytesMut::with_capacity(16 + nsp.len() + event.map_or(0, |e| e.len()) + w.json.len());
+    write_header(&mut out, kind, nsp, id, w.attachments.len());
+    write_array(&mut out, event, &w.json);
+    (out.freeze(), w.attachments)
+}
+
+/// Writes the JSON array `[<event>,<args>]` (or `[<args>]` without an event): the one place an
+/// event's name and its serialized arguments are assembled.
+pub fn write_array(out: &mut BytesMut, event: Option<&str>, args_json: &[u8]) {
+    out.put_u8(b'[');
+    if let Some(ev) = event {
+        let _ = sonic_rs::to_writer((&mut *out).writer(), ev);
+        if !args_json.is_empty() {
+            out.put_u8(b',');
+        }
+    }
+    out.put_slice(args_json);
+    out.put_u8(b']');
 }
 
 /// A complete packet (Engine.IO prefix included) with a raw JSON payload.

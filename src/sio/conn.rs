@@ -1,60 +1,78 @@
-//! The Socket.IO layer of one Engine.IO session: namespaces it joined, binary reassembly,
-//! dispatch of CONNECT / DISCONNECT / EVENT / ACK.
+//! The Socket.IO layer of one Engine.IO session: the namespaces it joined, binary reassembly,
+//! dispatch of CONNECT / DISCONNECT / EVENT / ACK, and the connect timeout. [`SioApp`] is the
+//! engine's application for the Socket.IO endpoint.
 
-use crate::args::RawArgs;
-use crate::proto::eio::{OutPacket, Packet};
+use super::socket::Socket;
+use super::{local, DisconnectReason};
+use crate::engine::{App, Session};
+use crate::proto::eio::{CloseReason, OutPacket, Packet};
+use crate::proto::sio::args::RawArgs;
 use crate::proto::sio::{self, Kind, ParseError};
-use crate::server::{shard, EndpointRt, Session};
-use crate::socket::Socket;
-use crate::DisconnectReason;
 use bytes::Bytes;
 use smallvec::SmallVec;
 use std::rc::Rc;
+use std::time::Instant;
+
+/// An Engine.IO session of the Socket.IO endpoint.
+pub(crate) type Sess = Session<SioApp>;
 
 /// Socket.IO state of one connection.
 #[derive(Default)]
-pub(crate) struct SioConn {
+pub struct SioConn {
     sockets: SmallVec<[Socket; 1]>,
     /// A binary packet waiting for its attachments (boxed: rare, and large inline).
     partial: Option<Box<sio::Partial>>,
 }
 
 impl SioConn {
-    pub fn has_sockets(&self) -> bool {
-        !self.sockets.is_empty()
-    }
     fn get(&self, nsp: &[u8]) -> Option<Socket> {
         self.sockets
             .iter()
             .find(|s| s.ns().as_bytes() == nsp)
             .cloned()
     }
-    pub fn remove(&mut self, nsp: &str) {
+    pub(crate) fn remove(&mut self, nsp: &str) {
         self.sockets.retain(|s| s.ns() != nsp);
     }
-    /// The connection closed: every socket disconnects with `reason`.
-    pub fn close(self, reason: DisconnectReason) {
-        for s in self.sockets {
-            s.on_closed(reason);
+}
+
+/// The Socket.IO application of the engine (one per shard).
+pub struct SioApp;
+
+impl App for SioApp {
+    type Conn = SioConn;
+
+    fn on_open(&self, sess: &Rc<Sess>) {
+        sess.set_app_timer(Instant::now() + local().connect_timeout);
+    }
+
+    fn on_message(&self, sess: &Rc<Sess>, p: Packet) {
+        if let Err(e) = handle(sess, p) {
+            tracing::debug!(sid = %sess.sid(), ?e, "invalid packet");
+            sess.close(CloseReason::ParseError);
+        }
+    }
+
+    fn on_close(&self, sess: &Rc<Sess>, reason: CloseReason) {
+        let sockets = std::mem::take(&mut sess.app().sockets);
+        for s in sockets {
+            s.on_closed(reason.into());
+        }
+    }
+
+    /// The connect timeout: a connection that joined no namespace in time is closed; Node's
+    /// client closes it itself, hence "forced close".
+    fn on_app_timer(&self, sess: &Rc<Sess>) {
+        if sess.app().sockets.is_empty() {
+            sess.close(CloseReason::ForcedClose);
         }
     }
 }
 
-/// Handles an Engine.IO message on a Socket.IO endpoint.
-pub(crate) fn on_message(sess: &Rc<Session>, p: Packet) {
-    if let Err(e) = handle(sess, p) {
-        tracing::debug!(sid = %sess.sid(), ?e, "invalid packet");
-        sess.close(DisconnectReason::ParseError);
-    }
-}
-
-fn handle(sess: &Rc<Session>, p: Packet) -> Result<(), ParseError> {
-    let max_att = shard().cfg.endpoints[sess.ep].max_attachments;
+fn handle(sess: &Rc<Sess>, p: Packet) -> Result<(), ParseError> {
+    let max_att = local().max_attachments;
     let complete = {
-        let mut guard = sess.sio.borrow_mut();
-        let Some(conn) = guard.as_mut() else {
-            return Ok(());
-        };
+        let mut conn = sess.app();
         match p {
             Packet::Message(text) => {
                 if conn.partial.is_some() {
@@ -77,7 +95,7 @@ fn handle(sess: &Rc<Session>, p: Packet) -> Result<(), ParseError> {
                 if !partial.push(data) {
                     return Ok(());
                 }
-                let p = conn.partial.take().unwrap();
+                let p = conn.partial.take().expect("checked above");
                 (p.packet, p.attachments)
             }
             _ => return Ok(()),
@@ -86,7 +104,11 @@ fn handle(sess: &Rc<Session>, p: Packet) -> Result<(), ParseError> {
     dispatch(sess, complete.0, complete.1)
 }
 
-fn dispatch(sess: &Rc<Session>, p: sio::Packet, attachments: Vec<Bytes>) -> Result<(), ParseError> {
+fn socket_of(sess: &Sess, nsp: &[u8]) -> Option<Socket> {
+    sess.app().get(nsp)
+}
+
+fn dispatch(sess: &Rc<Sess>, p: sio::Packet, attachments: Vec<Bytes>) -> Result<(), ParseError> {
     let nsp = p.nsp.clone();
     match p.kind {
         Kind::Connect => {
@@ -94,11 +116,8 @@ fn dispatch(sess: &Rc<Session>, p: sio::Packet, attachments: Vec<Bytes>) -> Resu
             Ok(())
         }
         Kind::Disconnect => {
-            let s = sess.sio.borrow().as_ref().and_then(|c| c.get(&nsp));
-            if let Some(s) = s {
-                if let Some(c) = sess.sio.borrow_mut().as_mut() {
-                    c.remove(s.ns());
-                }
+            if let Some(s) = socket_of(sess, &nsp) {
+                sess.app().remove(s.ns());
                 s.on_closed(DisconnectReason::ClientNamespaceDisconnect);
             }
             Ok(())
@@ -107,7 +126,7 @@ fn dispatch(sess: &Rc<Session>, p: sio::Packet, attachments: Vec<Bytes>) -> Resu
             let Some((name, args)) = p.parts else {
                 return Err(ParseError::InvalidPayload);
             };
-            let Some(s) = sess.sio.borrow().as_ref().and_then(|c| c.get(&nsp)) else {
+            let Some(s) = socket_of(sess, &nsp) else {
                 return Ok(());
             };
             let event = sio::event_str(&p.data, &name)?.into_owned();
@@ -118,7 +137,7 @@ fn dispatch(sess: &Rc<Session>, p: sio::Packet, attachments: Vec<Bytes>) -> Resu
             let (Some((_, args)), Some(id)) = (p.parts, p.id) else {
                 return Ok(());
             };
-            if let Some(s) = sess.sio.borrow().as_ref().and_then(|c| c.get(&nsp)) {
+            if let Some(s) = socket_of(sess, &nsp) {
                 s.on_ack(id, RawArgs::new(p.data, args, attachments));
             }
             Ok(())
@@ -127,18 +146,11 @@ fn dispatch(sess: &Rc<Session>, p: sio::Packet, attachments: Vec<Bytes>) -> Resu
     }
 }
 
-fn connect(sess: &Rc<Session>, p: sio::Packet) {
-    let sh = shard();
-    let EndpointRt::SocketIo(namespaces) = &sh.endpoints[sess.ep] else {
-        return;
-    };
+fn connect(sess: &Rc<Sess>, p: sio::Packet) {
     let name = std::str::from_utf8(&p.nsp).unwrap_or("");
-    let Some(ns) = namespaces.get_or_create(name) else {
-        sess.send(OutPacket::Text(sio::connect_error(
-            name,
-            "Invalid namespace",
-            None,
-        )));
+    let Some(ns) = local().namespaces.get_or_create(name) else {
+        let err = sio::connect_error(name, "Invalid namespace", None);
+        sess.send(OutPacket::Text(err));
         return;
     };
     let socket = Socket::new(ns.clone(), sess, &p.data);
@@ -153,8 +165,7 @@ fn connect(sess: &Rc<Session>, p: sio::Packet) {
         return;
     }
     let old = {
-        let mut guard = sess.sio.borrow_mut();
-        let Some(conn) = guard.as_mut() else { return };
+        let mut conn = sess.app();
         let old = conn.get(name.as_bytes());
         conn.remove(name);
         conn.sockets.push(socket.clone());

@@ -1,13 +1,13 @@
 //! Broadcast operators: `to` / `in` (several rooms = union), `except`, `local`, `volatile`,
 //! `compress`, then `emit`. The packet is encoded once and shared by every recipient.
 
-use crate::adapter::{AckReply, BroadcastMsg, Op};
-use crate::args::{to_writer, IntoArgs, RawArgs};
+use super::adapter::{AckReply, BroadcastMsg, Op};
+use super::local;
+use super::remote::RemoteSocket;
 use crate::proto::eio::OutPacket;
-use crate::server::shard;
-use crate::socket::encode_packet;
-use crate::socket::RemoteSocket;
-use bytes::{BufMut, BytesMut};
+use crate::proto::sio::args::{to_writer, IntoArgs, RawArgs};
+use crate::proto::sio::{encode_packet, write_array};
+use bytes::BytesMut;
 use futures_core::Stream;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -17,7 +17,6 @@ use std::time::Duration;
 /// or [`crate::Io::of`].
 #[derive(Clone)]
 pub struct BroadcastOperator {
-    ep: usize,
     ns: Rc<str>,
     rooms: Vec<Box<str>>,
     except: Vec<Box<str>>,
@@ -48,9 +47,8 @@ impl std::fmt::Display for BroadcastAckError {
 impl std::error::Error for BroadcastAckError {}
 
 impl BroadcastOperator {
-    pub(crate) fn new(ep: usize, ns: Rc<str>) -> Self {
+    pub(crate) fn new(ns: Rc<str>) -> Self {
         BroadcastOperator {
-            ep,
             ns,
             rooms: Vec::new(),
             except: Vec::new(),
@@ -102,13 +100,12 @@ impl BroadcastOperator {
 
     fn send(&self, op: Op) -> usize {
         let msg = BroadcastMsg {
-            ep: self.ep,
             ns: (*self.ns).into(),
             rooms: self.rooms.clone(),
             except: self.except.clone(),
             op,
         };
-        shard().adapter.broadcast(msg, self.local)
+        local().adapter.broadcast(msg, self.local)
     }
 
     /// Sets the timeout of [`Self::emit_with_ack`] (default 5 s, like the Redis adapter's
@@ -127,13 +124,7 @@ impl BroadcastOperator {
     ) -> impl std::future::Future<Output = Result<Vec<RawArgs>, BroadcastAckError>> + 'static {
         let w = to_writer(args);
         let mut json = BytesMut::with_capacity(event.len() + w.json.len() + 8);
-        json.put_u8(b'[');
-        let _ = sonic_rs::to_writer((&mut json).writer(), event);
-        if !w.json.is_empty() {
-            json.put_u8(b',');
-            json.put_slice(&w.json);
-        }
-        json.put_u8(b']');
+        write_array(&mut json, Some(event), &w.json);
         let (tx, mut rx) = futures_channel::mpsc::unbounded();
         let op = Op::EmitWithAck {
             event_json: json.freeze(),

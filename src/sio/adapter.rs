@@ -1,73 +1,35 @@
-//! Rooms and broadcasting: the per-shard room index, the global presence table keyed by room
-//! hash, and cross-shard fan-out.
+//! Rooms and broadcasting: the per-shard room index and cross-shard fan-out (the local
+//! adapter).
 //!
 //! - Per shard: `ns -> room -> members`, looked up by full name (a hash collision in the
 //!   presence table never leaks a message into another room).
-//! - Presence: `Box<[AtomicU64]>`, slot = hash(ns, room) & mask, bit i = shard i may have
-//!   members. Only shard i writes bit i, synchronously on its local 0->1 / 1->0 transitions of
-//!   the slot, so a broadcast issued after `join()` returned always sees the join.
-//! - A broadcast is encoded once; one `Arc` message goes to each destination shard through its
-//!   bounded inbox (`try_send`; on Full the message waits in a per-destination overflow queue,
-//!   keeping per-origin FIFO order). Each shard de-duplicates locally with a per-socket mark.
+//! - Presence ([`crate::rt::Presence`]): bit i of a room's slot = shard i may have members,
+//!   kept here on the local 0->1 / 1->0 transitions of the slot, so a broadcast issued after
+//!   `join()` returned always sees the join.
+//! - A broadcast is encoded once; one `Arc` message goes to each destination shard as an
+//!   ordered job ([`crate::rt::Shard::post`]: on a full inbox it waits in a per-destination
+//!   overflow queue, keeping per-origin FIFO order). Each shard de-duplicates locally with a
+//!   per-socket mark.
+//!
+//! Must not: touch transports; recipients are reached through their sessions' queues.
 
-use crate::args::RawArgs;
+use super::ns::RoomEvent;
+use super::remote::RemoteSocket;
+use super::socket::Socket;
+use super::{local, SioShard};
 use crate::proto::eio::OutPacket;
-use crate::proto::sio::{self, Kind};
-use crate::server::shard::{ShardCtx, ShardMsg};
-use crate::server::{shard, EndpointRt, Sid};
-use crate::socket::RemoteSocket;
-use crate::socket::Socket;
+use crate::proto::sio::args::RawArgs;
+use crate::proto::sio::{self, Kind, SocketId};
+use crate::rt;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_channel::mpsc::UnboundedSender;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// The global presence table.
-pub(crate) struct Presence {
-    slots: Box<[AtomicU64]>,
-    mask: usize,
-}
-
-impl Presence {
-    /// A table of `size` slots (rounded up to a power of two, at least 1).
-    pub fn new(size: usize) -> Presence {
-        let size = size.max(1).next_power_of_two();
-        Presence {
-            slots: (0..size).map(|_| AtomicU64::new(0)).collect(),
-            mask: size - 1,
-        }
-    }
-    /// The slot of a room.
-    pub fn slot(&self, ns: &str, room: &str) -> usize {
-        // fixed keys: every shard must compute the same slot
-        let mut h =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .build_hasher();
-        ns.hash(&mut h);
-        room.hash(&mut h);
-        (h.finish() as usize) & self.mask
-    }
-    fn set(&self, slot: usize, shard: usize, on: bool) {
-        let bit = 1u64 << shard;
-        if on {
-            self.slots[slot].fetch_or(bit, Ordering::SeqCst);
-        } else {
-            self.slots[slot].fetch_and(!bit, Ordering::SeqCst);
-        }
-    }
-    /// Shards that may have members of the room.
-    pub fn shards(&self, slot: usize) -> u64 {
-        self.slots[slot].load(Ordering::SeqCst)
-    }
-}
 
 /// A broadcast (or a server-wide operation) as it travels between shards.
 pub(crate) struct BroadcastMsg {
-    pub ep: usize,
     pub ns: Box<str>,
     pub rooms: Vec<Box<str>>,
     pub except: Vec<Box<str>>,
@@ -105,17 +67,17 @@ pub(crate) enum AckReply {
     Ack(RawArgs),
 }
 
-type Members = HashMap<Sid, Socket>;
+type Members = HashMap<SocketId, Socket>;
 type RoomIndex = HashMap<Rc<str>, HashMap<Rc<str>, Members>>;
 
 /// Per-shard rooms and the sender side of cross-shard broadcasts.
 #[derive(Default)]
 pub(crate) struct LocalAdapter {
     rooms: RefCell<RoomIndex>,
+    /// Local rooms per presence slot: the slot's bit is set while this is above 0.
     slot_counts: RefCell<HashMap<usize, u32>>,
+    /// The de-duplication mark of the current delivery (see [`deliver_local`]).
     seq: Cell<u64>,
-    overflow: RefCell<HashMap<usize, VecDeque<Arc<BroadcastMsg>>>>,
-    flushing: Cell<bool>,
 }
 
 impl LocalAdapter {
@@ -123,7 +85,7 @@ impl LocalAdapter {
         if socket.0.rooms.borrow().iter().any(|r| &**r == room) {
             return;
         }
-        let sh = shard();
+        let sh = rt::shard();
         let ns = socket.0.ns.name.clone();
         let mut rooms = self.rooms.borrow_mut();
         let by_room = rooms.entry(ns.clone()).or_default();
@@ -147,9 +109,9 @@ impl LocalAdapter {
         }
         socket.0.rooms.borrow_mut().push(key);
         if created {
-            room_event(socket, crate::ns::RoomEvent::CreateRoom, room);
+            room_event(socket, RoomEvent::CreateRoom, room);
         }
-        room_event(socket, crate::ns::RoomEvent::JoinRoom, room);
+        room_event(socket, RoomEvent::JoinRoom, room);
     }
 
     pub fn leave(&self, socket: &Socket, room: &str) {
@@ -183,10 +145,10 @@ impl LocalAdapter {
             }
             empty
         };
-        room_event(socket, crate::ns::RoomEvent::LeaveRoom, room);
+        room_event(socket, RoomEvent::LeaveRoom, room);
         if emptied {
-            room_event(socket, crate::ns::RoomEvent::DeleteRoom, room);
-            let sh = shard();
+            room_event(socket, RoomEvent::DeleteRoom, room);
+            let sh = rt::shard();
             let slot = sh.peers.presence.slot(ns, room);
             let mut counts = self.slot_counts.borrow_mut();
             if let Some(c) = counts.get_mut(&slot) {
@@ -209,11 +171,11 @@ impl LocalAdapter {
             .map_or(0, |m| m.len())
     }
 
-    /// Sends a broadcast to every shard that may have recipients.
-    /// Returns the number of shards the message went to.
+    /// Sends a broadcast to every shard that may have recipients (this one directly, the
+    /// others through ordered jobs). Returns the number of shards the message went to.
     pub fn broadcast(&self, msg: BroadcastMsg, local_only: bool) -> usize {
-        let sh = shard();
-        let n = sh.peers.inboxes.len();
+        let sh = rt::shard();
+        let n = sh.count();
         // Only emits are pruned by the presence table. Control operations (fetch, acks,
         // sockets_join/leave, disconnect) go to every shard: a remote join posted earlier from
         // this shard may not have set its presence bit yet, and per-origin FIFO then orders the
@@ -228,10 +190,11 @@ impl LocalAdapter {
                 (1u64 << n) - 1
             }
         } else {
+            let presence = &sh.peers.presence;
             msg.rooms.iter().fold(0, |m, r| {
                 // a socket id is also the (virtual) room of that socket, on its owner shard
-                let own = Sid::parse(r).map_or(0, |sid| 1u64 << (sid.shard() & 63));
-                m | own | sh.peers.presence.shards(sh.peers.presence.slot(&msg.ns, r))
+                let own = SocketId::parse(r).map_or(0, |id| 1u64 << (id.shard() & 63));
+                m | own | presence.shards(presence.slot(&msg.ns, r))
             })
         };
         let msg = Arc::new(msg);
@@ -242,66 +205,31 @@ impl LocalAdapter {
             }
             sent += 1;
             if dest == sh.id {
-                deliver_local(&sh, &msg);
+                deliver_local(&local(), &msg);
             } else {
-                self.post(&sh, dest, msg.clone());
+                let msg = msg.clone();
+                sh.post(dest, Box::new(move || deliver_local(&local(), &msg)));
             }
         }
         sent
     }
-
-    fn post(&self, sh: &Rc<ShardCtx>, dest: usize, msg: Arc<BroadcastMsg>) {
-        let mut overflow = self.overflow.borrow_mut();
-        let q = overflow.entry(dest).or_default();
-        if q.is_empty() {
-            match sh.peers.try_post(dest, ShardMsg::Broadcast(msg)) {
-                Ok(()) => return,
-                Err(ShardMsg::Broadcast(m)) => q.push_back(m),
-                Err(_) => return,
-            }
-        } else {
-            q.push_back(msg);
-        }
-        sh.metrics().overflowed.fetch_add(1, Ordering::Relaxed);
-        if !self.flushing.replace(true) {
-            monoio::spawn(flush_overflow(sh.clone()));
-        }
-    }
 }
 
-fn room_event(socket: &Socket, ev: crate::ns::RoomEvent, room: &str) {
+fn room_event(socket: &Socket, ev: RoomEvent, room: &str) {
     for f in &socket.0.ns.def.room_events {
         f(ev, room, socket.id());
     }
 }
 
-async fn flush_overflow(sh: Rc<ShardCtx>) {
-    loop {
-        monoio::time::sleep(std::time::Duration::from_millis(1)).await;
-        let mut overflow = sh.adapter.overflow.borrow_mut();
-        for (&dest, q) in overflow.iter_mut() {
-            while let Some(m) = q.pop_front() {
-                if let Err(ShardMsg::Broadcast(m)) = sh.peers.try_post(dest, ShardMsg::Broadcast(m))
-                {
-                    q.push_front(m);
-                    break;
-                }
-            }
-        }
-        overflow.retain(|_, q| !q.is_empty());
-        if overflow.is_empty() {
-            sh.adapter.flushing.set(false);
-            return;
-        }
-    }
-}
-
 /// Delivers a broadcast to this shard's matching sockets, each at most once.
-pub(crate) fn deliver_local(sh: &ShardCtx, msg: &BroadcastMsg) {
-    let EndpointRt::SocketIo(namespaces) = &sh.endpoints[msg.ep] else {
-        return;
-    };
-    let Some(ns) = namespaces.get(&msg.ns) else {
+///
+/// De-duplication without a set: each delivery takes two fresh values of a per-shard counter,
+/// `seq` and `seq + 1`, and writes them into the sockets' `mark` cell. Excluded sockets are
+/// marked `seq + 1` first; a target is taken when its mark is neither (then marked `seq`), so a
+/// socket in two target rooms, or in a target and an excluded room, is visited once or not at
+/// all. Marks from older deliveries are smaller and never match.
+pub(crate) fn deliver_local(sh: &SioShard, msg: &BroadcastMsg) {
+    let Some(ns) = sh.namespaces.get(&msg.ns) else {
         return;
     };
     let a = &sh.adapter;
@@ -318,7 +246,7 @@ pub(crate) fn deliver_local(sh: &ShardCtx, msg: &BroadcastMsg) {
             .and_then(|b| b.get(r))
             .into_iter()
             .flat_map(|m| m.values());
-        let own = Sid::parse(r).and_then(|sid| sockets.get(&sid));
+        let own = SocketId::parse(r).and_then(|id| sockets.get(&id));
         joined.chain(own)
     };
     for r in &msg.except {
@@ -349,13 +277,13 @@ thread_local! {
     static TARGETS: Cell<Option<Vec<Socket>>> = const { Cell::new(None) };
 }
 
-fn apply(sh: &ShardCtx, op: &Op, targets: &mut Vec<Socket>) {
+fn apply(sh: &SioShard, op: &Op, targets: &mut Vec<Socket>) {
     let live = |s: &Socket| s.connected().then(|| s.0.sess.upgrade()).flatten();
     match op {
         Op::Emit { packets, volatile } => {
             for s in targets.iter() {
                 if let Some(sess) = live(s) {
-                    sess.send_many_with(packets.iter().cloned(), *volatile);
+                    sess.send_many(packets.iter().cloned(), *volatile);
                 }
             }
         }

@@ -5,10 +5,12 @@
 //! is computed here (2-10 bytes) so one payload serves every recipient. Up to `BATCH` frames go
 //! out in one `writev`.
 
-use super::session::{Out, Session};
-use crate::proto::eio::OutPacket;
+use super::session::{Io, Session};
+use super::App;
+use crate::proto::eio::session::Out;
+use crate::proto::eio::{CloseReason, OutPacket};
 use crate::proto::ws::{encode_header, OpCode};
-use crate::DisconnectReason;
+use crate::rt::sys;
 use bytes::Bytes;
 use monoio::buf::IoVecBuf;
 use monoio::io::AsyncWriteRent;
@@ -88,6 +90,7 @@ impl Batch {
                 n -= v.iov_len;
                 self.pos += 1;
             } else {
+                // SAFETY: n < iov_len, so the pointer stays inside the buffer it points into.
                 v.iov_base = unsafe { (v.iov_base as *mut u8).add(n) } as *mut _;
                 v.iov_len -= n;
                 n = 0;
@@ -107,44 +110,45 @@ unsafe impl IoVecBuf for Batch {
     }
 }
 
-fn fill(sess: &Session, batch: &mut Batch) {
+fn fill<A: App>(sess: &Session<A>, batch: &mut Batch) {
     let mut st = sess.st.borrow_mut();
     while batch.bufs.len() < BATCH {
-        let Some(o) = st.out.pop_front() else { break };
+        let Some(o) = st.m.poll_transmit() else { break };
         match o {
-            Out::Eio(p) => {
-                st.out_bytes -= p.len();
-                match p {
-                    OutPacket::Text(b) => batch.push(OpCode::Text, b),
-                    OutPacket::Binary(b) => batch.push(OpCode::Binary, b),
-                }
-            }
+            Out::Eio(OutPacket::Text(b)) => batch.push(OpCode::Text, b),
+            Out::Eio(OutPacket::Binary(b)) => batch.push(OpCode::Binary, b),
             Out::WsPong(b) => batch.push(OpCode::Pong, b),
             Out::WsClose(code) => {
                 batch.push(OpCode::Close, Bytes::copy_from_slice(&code.to_be_bytes()));
                 batch.close = true;
-                st.out.clear();
-                st.out_bytes = 0;
                 break;
             }
         }
     }
 }
 
-/// Shuts a socket down so that its reader sees EOF.
-pub(crate) fn shutdown_fd(fd: i32) {
-    if fd >= 0 {
-        // SAFETY: plain syscall on a descriptor the session owns; errors are irrelevant here.
-        unsafe {
-            libc::shutdown(fd, libc::SHUT_RDWR);
+/// Takes the write half out of the session for one flush (None: not a WebSocket, or taken).
+fn take_writer<A: App>(
+    sess: &Session<A>,
+) -> Option<monoio::io::OwnedWriteHalf<monoio::net::TcpStream>> {
+    let mut st = sess.st.borrow_mut();
+    match &mut st.io {
+        Io::Ws {
+            writer, writing, ..
+        } => {
+            let w = writer.take();
+            if w.is_none() {
+                *writing = false;
+            }
+            w
         }
+        Io::Polling(_) => None,
     }
 }
 
 /// Drains the session's queue; exits when it is empty.
-pub(crate) async fn flush(sess: Rc<Session>) {
-    let Some(mut w) = sess.st.borrow_mut().ws_writer.take() else {
-        sess.st.borrow_mut().writing = false;
+pub(crate) async fn flush<A: App>(sess: Rc<Session<A>>) {
+    let Some(mut w) = take_writer(&sess) else {
         return;
     };
     let mut batch = POOL
@@ -183,19 +187,26 @@ pub(crate) async fn flush(sess: Rc<Session>) {
     });
     let fd = {
         let mut st = sess.st.borrow_mut();
-        st.writing = false;
+        let st = &mut *st;
+        let Io::Ws {
+            writer,
+            fd,
+            writing,
+        } = &mut st.io
+        else {
+            return;
+        };
+        *writing = false;
         if !close && !failed {
-            st.ws_writer = Some(w);
+            *writer = Some(w);
             // an idle socket keeps no queue allocation
-            if st.out.is_empty() && st.out.capacity() > 0 {
-                st.out = Default::default();
-            }
+            st.m.shrink_idle();
             return;
         }
-        st.ws_fd
+        *fd
     };
-    shutdown_fd(fd);
+    sys::shutdown_fd(fd);
     if failed {
-        sess.close(DisconnectReason::TransportError);
+        sess.close(CloseReason::TransportError);
     }
 }

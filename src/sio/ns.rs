@@ -4,8 +4,8 @@
 //! [`Namespace`]; sockets then share its handler table (no per-socket handler allocation unless
 //! [`crate::Socket::on`] is used).
 
-use crate::args::{FromArgs, RawArgs};
-use crate::socket::{AckSender, Socket};
+use super::socket::{AckSender, Socket};
+use crate::proto::sio::args::{FromArgs, RawArgs};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -200,7 +200,7 @@ impl Namespace {
 pub(crate) struct NsRt {
     pub name: Rc<str>,
     pub def: Rc<Namespace>,
-    pub sockets: RefCell<HashMap<crate::server::Sid, Socket>>,
+    pub sockets: RefCell<HashMap<crate::proto::sio::SocketId, Socket>>,
 }
 
 /// Setup closures are shared by all shards.

@@ -4,14 +4,17 @@
 //! the per-socket event queue that keeps async handlers in arrival order, rooms membership,
 //! per-socket data, and the disconnect path.
 
-use crate::args::{to_writer, ArgWriter, IntoArgs, RawArgs};
-use crate::ns::{ErasedHandler, LocalFuture, NsRt};
-use crate::operators::BroadcastOperator;
-use crate::proto::eio::OutPacket;
-use crate::proto::sio::{self, Kind};
-use crate::server::{shard, Session, Sid};
-use crate::{DisconnectReason, Handshake};
-use bytes::{BufMut, Bytes, BytesMut};
+use super::adapter::AckReply;
+use super::conn::Sess;
+use super::ns::{ErasedHandler, LocalFuture, NsRt};
+use super::operators::BroadcastOperator;
+use super::{local, DisconnectReason};
+use crate::engine::Handshake;
+use crate::proto::eio::{CloseReason, OutPacket};
+use crate::proto::sio::args::{to_writer, FromArgs, IntoArgs, RawArgs};
+use crate::proto::sio::{self, encode_packet, AckError, Kind, SocketId};
+use crate::rt;
+use bytes::Bytes;
 use smallvec::SmallVec;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -25,7 +28,7 @@ type DisconnectFn = Box<dyn FnOnce(Socket, DisconnectReason)>;
 /// Who waits for an ack: one emitter, or a broadcast collecting acks from many sockets.
 enum AckSlot {
     One(futures_channel::oneshot::Sender<RawArgs>),
-    Many(futures_channel::mpsc::UnboundedSender<crate::adapter::AckReply>),
+    Many(futures_channel::mpsc::UnboundedSender<AckReply>),
 }
 
 type Handlers = HashMap<String, Rc<dyn ErasedHandler>>;
@@ -45,9 +48,9 @@ struct Ext {
 
 /// Every connected client holds one of these for its whole life: keep it small.
 pub(crate) struct SocketInner {
-    pub id: Sid,
+    pub id: SocketId,
     pub ns: Rc<NsRt>,
-    pub sess: Weak<Session>,
+    pub sess: Weak<Sess>,
     /// The CONNECT payload, copied out of the packet (a slice would pin the read buffer);
     /// `None` for none (`{}`).
     auth: Option<Box<[u8]>>,
@@ -66,87 +69,6 @@ pub(crate) struct SocketInner {
 /// A client connected to a namespace. Cheap to clone (an `Rc`); lives on its shard.
 #[derive(Clone)]
 pub struct Socket(pub(crate) Rc<SocketInner>);
-
-/// A socket as returned by `fetch_sockets`: a snapshot that can cross shards, with operations
-/// that reach the live socket wherever it is.
-#[derive(Debug, Clone)]
-pub struct RemoteSocket {
-    /// Socket id.
-    pub id: String,
-    /// Namespace.
-    pub ns: String,
-    /// Rooms at the time of the fetch (its own id included).
-    pub rooms: Vec<String>,
-    /// Request headers of the handshake (names lower-cased).
-    pub headers: Vec<(String, String)>,
-    /// Query string of the handshake.
-    pub query: String,
-    /// Peer address.
-    pub address: Option<std::net::SocketAddr>,
-    /// Handshake time (ms since the Unix epoch).
-    pub issued: u64,
-    /// The CONNECT payload (raw JSON).
-    pub auth: String,
-    /// The socket's shared data ([`Socket::set_shared_data`]) as raw JSON, if any.
-    pub data: Option<String>,
-    ep: usize,
-}
-
-impl RemoteSocket {
-    pub(crate) fn of(s: &Socket) -> RemoteSocket {
-        let hs = s.handshake();
-        RemoteSocket {
-            id: s.id().to_string(),
-            ns: s.ns().to_string(),
-            rooms: s.rooms(),
-            headers: hs.headers(),
-            query: hs.query().to_string(),
-            address: hs.address,
-            issued: hs.issued,
-            auth: s.auth_raw().to_string(),
-            data: s.shared_json(),
-            ep: s.0.sess.upgrade().map_or(0, |x| x.ep),
-        }
-    }
-    fn op(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.ep, self.ns.as_str().into()).to(&self.id)
-    }
-    /// Emits to this socket (on whichever shard holds it). Call on a shard thread.
-    pub fn emit(&self, event: &str, args: impl IntoArgs) {
-        self.op().emit(event, args)
-    }
-    /// Makes the socket join a room.
-    pub fn join(&self, room: &str) {
-        self.op().sockets_join(room)
-    }
-    /// Makes the socket leave a room.
-    pub fn leave(&self, room: &str) {
-        self.op().sockets_leave(room)
-    }
-    /// Disconnects the socket (`close`: the whole connection).
-    pub fn disconnect(&self, close: bool) {
-        self.op().disconnect_sockets(close)
-    }
-}
-
-/// Why a server-to-client ack did not arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckError {
-    /// No ack within the timeout.
-    Timeout,
-    /// The socket disconnected first.
-    Disconnected,
-}
-
-impl std::fmt::Display for AckError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AckError::Timeout => "operation has timed out",
-            AckError::Disconnected => "socket has been disconnected",
-        })
-    }
-}
-impl std::error::Error for AckError {}
 
 /// Answers a client's emit-with-ack. Sending is a no-op when the client asked for no ack.
 pub struct AckSender {
@@ -169,39 +91,9 @@ impl AckSender {
     }
 }
 
-/// Encodes an event (`event` Some) or an ack; returns the text packet and attachments.
-pub(crate) fn encode_packet(
-    nsp: &str,
-    event: Option<&str>,
-    id: Option<u64>,
-    w: ArgWriter,
-    ack: bool,
-) -> (Bytes, Vec<Bytes>) {
-    let binary = !w.attachments.is_empty();
-    let kind = match (ack, binary) {
-        (false, false) => Kind::Event,
-        (false, true) => Kind::BinaryEvent,
-        (true, false) => Kind::Ack,
-        (true, true) => Kind::BinaryAck,
-    };
-    let mut out =
-        BytesMut::with_capacity(16 + nsp.len() + event.map_or(0, |e| e.len()) + w.json.len());
-    sio::write_header(&mut out, kind, nsp, id, w.attachments.len());
-    out.put_u8(b'[');
-    if let Some(ev) = event {
-        let _ = sonic_rs::to_writer((&mut out).writer(), ev);
-        if !w.json.is_empty() {
-            out.put_u8(b',');
-        }
-    }
-    out.put_slice(&w.json);
-    out.put_u8(b']');
-    (out.freeze(), w.attachments)
-}
-
 impl Socket {
-    pub(crate) fn new(ns: Rc<NsRt>, sess: &Rc<Session>, auth: &[u8]) -> Socket {
-        let id = Sid::new(shard().id);
+    pub(crate) fn new(ns: Rc<NsRt>, sess: &Rc<Sess>, auth: &[u8]) -> Socket {
+        let id = SocketId::new(rt::shard().id);
         Socket(Rc::new(SocketInner {
             id,
             ns,
@@ -223,7 +115,7 @@ impl Socket {
     pub fn id(&self) -> &str {
         self.0.id.as_str()
     }
-    pub(crate) fn sid(&self) -> Sid {
+    pub(crate) fn sid(&self) -> SocketId {
         self.0.id
     }
     /// The rarely used parts, created on first use.
@@ -232,7 +124,7 @@ impl Socket {
             &mut **e.get_or_insert_with(Default::default)
         })
     }
-    fn shared_json(&self) -> Option<String> {
+    pub(crate) fn shared_json(&self) -> Option<String> {
         self.0.ext.borrow().as_ref().and_then(|e| e.shared.clone())
     }
     /// The namespace name.
@@ -248,7 +140,7 @@ impl Socket {
         self.0
             .sess
             .upgrade()
-            .map(|s| s.handshake.clone())
+            .map(|s| s.handshake().clone())
             .unwrap_or_default()
     }
     /// The CONNECT payload as raw JSON (`{}` when the client sent none).
@@ -282,14 +174,8 @@ impl Socket {
         args: impl IntoArgs,
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<RawArgs, AckError>> + 'static {
-        let id = self.0.next_ack.get();
-        self.0.next_ack.set(id + 1);
         let (tx, rx) = futures_channel::oneshot::channel();
-        self.0
-            .acks
-            .borrow_mut()
-            .get_or_insert_with(Default::default)
-            .insert(id, AckSlot::One(tx));
+        let id = self.register_ack(AckSlot::One(tx));
         let w = to_writer(args);
         let (text, att) = encode_packet(&self.0.ns.name, Some(event), Some(id), w, false);
         let sent = self.send_packets(text, att);
@@ -323,34 +209,33 @@ impl Socket {
         if attachments.is_empty() {
             sess.send(OutPacket::Text(text));
         } else {
-            sess.send_many(
-                std::iter::once(OutPacket::Text(text))
-                    .chain(attachments.into_iter().map(OutPacket::Binary)),
-            );
+            let packets = std::iter::once(OutPacket::Text(text))
+                .chain(attachments.into_iter().map(OutPacket::Binary));
+            sess.send_many(packets, false);
         }
         true
     }
 
     /// A per-socket handler (checked before the namespace's handlers).
-    pub fn on<A: crate::FromArgs + 'static>(
+    pub fn on<A: FromArgs + 'static>(
         &self,
         event: &str,
         f: impl Fn(Socket, A, AckSender) + 'static,
     ) {
         self.ext()
             .handlers
-            .insert(event.to_string(), crate::ns::sync_handler(f));
+            .insert(event.to_string(), super::ns::sync_handler(f));
     }
 
     /// A per-socket async handler.
     pub fn on_async<A, Fut>(&self, event: &str, f: impl Fn(Socket, A, AckSender) -> Fut + 'static)
     where
-        A: crate::FromArgs + 'static,
+        A: FromArgs + 'static,
         Fut: std::future::Future<Output = ()> + 'static,
     {
         self.ext()
             .handlers
-            .insert(event.to_string(), crate::ns::async_handler(f));
+            .insert(event.to_string(), super::ns::async_handler(f));
     }
 
     /// Runs `f` once when the socket disconnects, with the reason.
@@ -379,11 +264,11 @@ impl Socket {
 
     /// Joins a room.
     pub fn join(&self, room: &str) {
-        shard().adapter.join(self, room);
+        local().adapter.join(self, room);
     }
     /// Leaves a room.
     pub fn leave(&self, room: &str) {
-        shard().adapter.leave(self, room);
+        local().adapter.leave(self, room);
     }
     /// The rooms this socket is in (its own id included).
     pub fn rooms(&self) -> Vec<String> {
@@ -401,8 +286,7 @@ impl Socket {
         self.operator().except(self.id())
     }
     fn operator(&self) -> BroadcastOperator {
-        let ep = self.0.sess.upgrade().map_or(0, |s| s.ep);
-        BroadcastOperator::new(ep, self.0.ns.name.clone())
+        BroadcastOperator::new(self.0.ns.name.clone())
     }
 
     /// Disconnects this socket from its namespace (`41` to the client, reason
@@ -414,9 +298,7 @@ impl Socket {
         let nsp = self.0.ns.name.clone();
         self.send_packets(sio::encode(Kind::Disconnect, &nsp, None, b""), Vec::new());
         if let Some(sess) = self.0.sess.upgrade() {
-            if let Some(sio) = sess.sio.borrow_mut().as_mut() {
-                sio.remove(&nsp);
-            }
+            sess.app().remove(&nsp);
         }
         self.on_closed(DisconnectReason::ServerNamespaceDisconnect);
     }
@@ -425,7 +307,7 @@ impl Socket {
     /// client: it reconnects by itself.
     pub fn close_connection(&self) {
         if let Some(sess) = self.0.sess.upgrade() {
-            sess.close(DisconnectReason::ForcedClose);
+            sess.close(CloseReason::ForcedClose);
         }
     }
 
@@ -441,7 +323,7 @@ impl Socket {
         for cb in cbs {
             cb(self.clone(), reason);
         }
-        shard().adapter.leave_all(self);
+        local().adapter.leave_all(self);
         self.0.ns.sockets.borrow_mut().remove(&self.0.id);
         *self.0.acks.borrow_mut() = None;
         self.0.queue.borrow_mut().clear();
@@ -462,7 +344,7 @@ impl Socket {
                 let _ = tx.send(args);
             }
             Some(AckSlot::Many(tx)) => {
-                let _ = tx.unbounded_send(crate::adapter::AckReply::Ack(args));
+                let _ = tx.unbounded_send(AckReply::Ack(args));
             }
             None => {}
         }
@@ -471,15 +353,20 @@ impl Socket {
     /// Registers an ack expected by a broadcast; returns the ack id to put in the packet.
     pub(crate) fn register_remote_ack(
         &self,
-        tx: futures_channel::mpsc::UnboundedSender<crate::adapter::AckReply>,
+        tx: futures_channel::mpsc::UnboundedSender<AckReply>,
     ) -> u64 {
+        self.register_ack(AckSlot::Many(tx))
+    }
+
+    /// Allocates the next ack id (sequential per socket) for `slot`.
+    fn register_ack(&self, slot: AckSlot) -> u64 {
         let id = self.0.next_ack.get();
         self.0.next_ack.set(id + 1);
         self.0
             .acks
             .borrow_mut()
             .get_or_insert_with(Default::default)
-            .insert(id, AckSlot::Many(tx));
+            .insert(id, slot);
         id
     }
 

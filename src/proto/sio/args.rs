@@ -72,14 +72,28 @@ pub struct RawArgs {
 
 /// An argument that did not deserialize into the type a handler asked for.
 #[derive(Debug)]
-pub struct ArgError(pub String);
+pub struct ArgError {
+    index: usize,
+    source: sonic_rs::Error,
+}
+
+impl ArgError {
+    /// Which argument (0-based).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
 
 impl std::fmt::Display for ArgError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "bad event argument: {}", self.0)
+        write!(f, "bad event argument {}: {}", self.index, self.source)
     }
 }
-impl std::error::Error for ArgError {}
+impl std::error::Error for ArgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
 
 impl RawArgs {
     pub(crate) fn new(
@@ -123,7 +137,7 @@ impl RawArgs {
     pub fn get<T: DeserializeOwned>(&self, i: usize) -> Result<T, ArgError> {
         let raw = self.raw(i).unwrap_or("null");
         with_attachments(&self.attachments, || sonic_rs::from_str(raw))
-            .map_err(|e| ArgError(e.to_string()))
+            .map_err(|source| ArgError { index: i, source })
     }
 }
 

@@ -4,15 +4,18 @@
 //! The write half lives in the session (see `writer`); this task only reads. Protocol errors
 //! from the frame codec close the connection with their close code (1002, 1007, 1009).
 
-use super::conn::{lookup, recv_now, ConnGuard};
-use super::session::{Out, Session, Sid, Transport};
-use super::shard::shard;
-use crate::proto::eio::{self, OutPacket, Packet};
+use super::config::Handshake;
+use super::conn::ConnGuard;
+use super::endpoint::EndpointImpl;
+use super::session::Session;
+use super::App;
+use crate::proto::eio::session::Out;
+use crate::proto::eio::{CloseReason, OutPacket, Packet, Sid, Transport};
 use crate::proto::http::{self, EioError, Head};
 use crate::proto::ws::{self, Decoder, Message, OpCode, Role, WsError};
-use crate::DisconnectReason;
+use crate::rt::sys;
 use bytes::{Bytes, BytesMut};
-use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, Splitable};
+use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -65,23 +68,22 @@ impl Reader {
                 // drop the old allocation (it may still back zero-copy messages)
                 self.buf = BytesMut::new();
             }
-            if self.drained {
-                // SAFETY: the read half shares the stream with the write half through monoio's
-                // split (an `Rc<UnsafeCell<TcpStream>>`, aliased the same way by monoio's own
-                // read and write ops); `readable` only clones the fd into a poll operation.
-                let stream = unsafe { &*self.r.0.get() };
-                if stream.readable(false).await.is_err() {
-                    return Err(ReadErr::Eof);
-                }
+            if self.drained
+                && sys::read_half_stream(&self.r)
+                    .readable(false)
+                    .await
+                    .is_err()
+            {
+                return Err(ReadErr::Eof);
             }
             let hint = self.hint as usize;
             if self.buf.capacity() - self.buf.len() < hint / 2 {
                 self.buf.reserve(hint);
             }
-            let fd = self.r_fd();
+            let fd = sys::read_half_fd(&self.r);
             let spare = self.buf.spare_capacity_mut();
             let asked = spare.len();
-            let n = match recv_now(fd, spare, 0) {
+            let n = match sys::recv_now(fd, spare, 0) {
                 Ok(0) => return Err(ReadErr::Eof),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -102,11 +104,6 @@ impl Reader {
         }
     }
 
-    fn r_fd(&self) -> i32 {
-        // SAFETY: as in `next`: a shared borrow of the stream only to read its fd.
-        unsafe { &*self.r.0.get() }.as_raw_fd()
-    }
-
     /// A decodable message already in the buffer, without reading.
     fn buffered(&mut self) -> Result<Option<Message>, WsError> {
         self.dec.decode(&mut self.buf)
@@ -118,46 +115,32 @@ async fn reject(mut stream: TcpStream, resp: Bytes) {
 }
 
 /// Completes the handshake and runs the connection until it closes.
-pub(crate) async fn run(
+pub(crate) async fn run<A: App>(
+    ep: Rc<EndpointImpl<A>>,
     mut stream: TcpStream,
     head: Head,
-    ep: usize,
     sid: Option<Sid>,
     buf: BytesMut,
     peer: SocketAddr,
     guard: ConnGuard,
 ) {
-    let sh = shard();
-    let eng = &sh.cfg.endpoints[ep].engine;
     let accept = http::upgrade_response(&ws::accept_key(head.ws_key().unwrap_or_default()));
     let target = match sid {
         None => None,
-        Some(sid) => match lookup(sid).filter(|s| s.ep == ep) {
+        Some(sid) => match ep.lookup(sid) {
             None => {
-                return reject(
-                    stream,
-                    http::error_response(EioError::UnknownSid, &eng.cors, head.origin(), false),
-                )
-                .await
+                let resp =
+                    http::error_response(EioError::UnknownSid, &ep.cfg.cors, head.origin(), false);
+                return reject(stream, resp).await;
             }
-            Some(s) => {
-                let busy = {
-                    let st = s.st.borrow();
-                    st.transport != Transport::Polling || st.upgrading || !eng.allow_upgrades
-                };
-                if busy {
-                    // Node accepts the socket, then closes it
-                    let _ = stream.write_all(accept).await;
-                    let _ = stream
-                        .write_all(ws::server_frame(
-                            OpCode::Close,
-                            &ws::close_payload(1000, ""),
-                        ))
-                        .await;
-                    return;
-                }
-                Some(s)
+            Some(s) if !s.can_upgrade() || !ep.cfg.allow_upgrades => {
+                // Node accepts the socket, then closes it
+                let _ = stream.write_all(accept).await;
+                let close = ws::server_frame(OpCode::Close, &ws::close_payload(1000, ""));
+                let _ = stream.write_all(close).await;
+                return;
             }
+            Some(s) => Some(s),
         },
     };
     if stream.write_all(accept).await.0.is_err() {
@@ -165,27 +148,12 @@ pub(crate) async fn run(
     }
     let fd = stream.as_raw_fd();
     let (r, w) = stream.into_split();
-    let mut rd = Reader::new(r, buf, Decoder::new(Role::Server, eng.max_payload));
+    let mut rd = Reader::new(r, buf, Decoder::new(Role::Server, ep.cfg.max_payload));
     let sess = match target {
         None => {
-            let s = Session::new(
-                ep,
-                Transport::WebSocket,
-                Rc::new(crate::Handshake::new(&head, peer)),
-            );
-            {
-                let mut st = s.st.borrow_mut();
-                st.ws_writer = Some(w);
-                st.ws_fd = fd;
-            }
-            let open = eio::open_packet(
-                s.sid().as_str(),
-                false,
-                eng.ping_interval.as_millis() as u64,
-                eng.ping_timeout.as_millis() as u64,
-                eng.max_payload,
-            );
-            s.send(OutPacket::Text(open));
+            let hs = Rc::new(Handshake::new(&head, peer));
+            let s = Session::open(&ep, Transport::WebSocket, hs, Some((w, fd)));
+            s.send(OutPacket::Text(ep.open_packet(s.sid(), false)));
             s
         }
         Some(s) => match probe(&s, &mut rd, w, fd).await {
@@ -203,10 +171,10 @@ pub(crate) async fn run(
 /// Answers are written only when no complete frame is left in the read buffer, so a client
 /// that sends `2probe` and `5` back to back has both handled before anything else (a polling
 /// GET racing the upgrade) can run on this shard.
-async fn probe(
-    s: &Rc<Session>,
+async fn probe<A: App>(
+    s: &Rc<Session<A>>,
     rd: &mut Reader,
-    mut w: monoio::io::OwnedWriteHalf<TcpStream>,
+    mut w: OwnedWriteHalf<TcpStream>,
     fd: i32,
 ) -> Option<()> {
     let mut pending: Vec<Out> = Vec::new();
@@ -240,39 +208,14 @@ async fn probe(
         match Packet::decode_text(text) {
             Ok(Packet::Ping(d)) if &d[..] == b"probe" => {
                 pending.push(Out::Eio(OutPacket::PONG_PROBE));
-                let sh = shard();
-                let due = std::time::Instant::now() + sh.cfg.endpoints[s.ep].engine.upgrade_timeout;
-                sh.timers
-                    .schedule(due, s, 0, super::shard::TimerKind::UpgradeTimeout);
-                let mut st = s.st.borrow_mut();
-                st.upgrading = true;
-                if let Some(wk) = st.poll_waker.take() {
-                    wk.wake();
-                }
+                s.on_probe();
             }
-            Ok(Packet::Upgrade) if s.st.borrow().upgrading => {
-                {
-                    let mut st = s.st.borrow_mut();
-                    st.transport = Transport::WebSocket;
-                    st.upgrading = false;
-                    st.ws_writer = Some(w);
-                    st.ws_fd = fd;
-                    // answers not yet written go first, then what was queued for polling
-                    for o in pending.into_iter().rev() {
-                        if let Out::Eio(p) = &o {
-                            st.out_bytes += p.len();
-                        }
-                        st.out.push_front(o);
-                    }
-                    if let Some(wk) = st.poll_waker.take() {
-                        wk.wake();
-                    }
-                }
-                s.send_many(std::iter::empty());
-                return Some(());
+            Ok(Packet::Upgrade) => {
+                // answers not yet written go first, then what was queued for polling
+                return s.on_upgrade(pending, w, fd).then_some(());
             }
             _ => {
-                s.st.borrow_mut().upgrading = false;
+                s.abort_upgrade();
                 return None;
             }
         }
@@ -283,8 +226,8 @@ async fn probe(
 /// uses its captures in place, where an `async fn` would keep a second copy of its arguments
 /// in every connection's task (216 bytes instead of 368, measured with -Zprint-type-sizes).
 #[allow(clippy::manual_async_fn)]
-fn read_loop(
-    sess: Rc<Session>,
+fn read_loop<A: App>(
+    sess: Rc<Session<A>>,
     mut rd: Reader,
     guard: ConnGuard,
 ) -> impl std::future::Future<Output = ()> {
@@ -294,16 +237,16 @@ fn read_loop(
             match rd.next().await {
                 Ok(Message::Text(t)) => match Packet::decode_text(t) {
                     Ok(p) => sess.on_packet(p),
-                    Err(_) => sess.close(DisconnectReason::ParseError),
+                    Err(_) => sess.close(CloseReason::ParseError),
                 },
                 Ok(Message::Binary(b)) => sess.on_packet(Packet::Binary(b)),
-                Ok(Message::Ping(p)) => sess.send_ws(Out::WsPong(p)),
+                Ok(Message::Ping(p)) => sess.send_control(Out::WsPong(p)),
                 Ok(Message::Pong(_)) => {}
                 Ok(Message::Close(_)) | Err(ReadErr::Eof) => {
-                    sess.close(DisconnectReason::TransportClose)
+                    sess.close(CloseReason::TransportClose)
                 }
                 Err(ReadErr::Ws(e)) => {
-                    sess.close_with_code(DisconnectReason::TransportError, e.close_code())
+                    sess.close_with_code(CloseReason::TransportError, e.close_code())
                 }
             }
             if sess.is_closed() {

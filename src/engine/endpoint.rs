@@ -1,0 +1,175 @@
+//! One Engine.IO endpoint on one shard: its options, its application, its sessions.
+//!
+//! [`EndpointImpl`] is generic over the application; the connection code reaches it through
+//! the object-safe [`Endpoint`] trait, once per request (the per-message paths stay generic).
+
+use super::config::{EngineConfig, Handshake};
+use super::conn::ConnGuard;
+use super::session::Session;
+use super::{polling, ws_conn, App};
+use crate::proto::eio::session::{QueueLimits, Timing};
+use crate::proto::eio::{self, CloseReason, Sid, Transport};
+use crate::proto::http::{Head, Method};
+use bytes::{Bytes, BytesMut};
+use monoio::net::TcpStream;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// A boxed future of the shard (requests in progress pay for their state only while they run).
+pub(crate) type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// A polling request for a session of this endpoint (local, or forwarded by another shard).
+pub(crate) struct PollRequest {
+    pub sid: Sid,
+    pub method: Method,
+    pub body: Bytes,
+    pub origin: Option<String>,
+    pub keep_alive: bool,
+}
+
+/// What the connection code needs from an endpoint.
+pub(crate) trait Endpoint {
+    /// The endpoint's options.
+    fn cfg(&self) -> &EngineConfig;
+    /// A polling handshake: opens a session and returns the open packet.
+    fn open_polling(self: Rc<Self>, head: &Head, peer: SocketAddr) -> Bytes;
+    /// Serves a polling GET or POST on the owner shard; the future gives the whole response.
+    fn poll(self: Rc<Self>, req: PollRequest) -> LocalBoxFuture<Bytes>;
+    /// Runs a WebSocket connection: a new session, or the upgrade of `sid`.
+    fn websocket(
+        self: Rc<Self>,
+        stream: TcpStream,
+        head: Head,
+        sid: Option<Sid>,
+        buf: BytesMut,
+        peer: SocketAddr,
+        guard: ConnGuard,
+    ) -> LocalBoxFuture<()>;
+    /// Closes a session of this shard, if it exists.
+    fn close_session(&self, sid: Sid, reason: CloseReason);
+    /// Closes every session of this shard.
+    fn close_all(&self, reason: CloseReason);
+    /// Open sessions on this shard.
+    fn sessions(&self) -> usize;
+}
+
+/// An endpoint's per-shard state.
+pub(crate) struct EndpointImpl<A: App> {
+    pub cfg: EngineConfig,
+    pub timing: Timing,
+    pub limits: QueueLimits,
+    pub app: A,
+    sessions: RefCell<HashMap<Sid, Rc<Session<A>>>>,
+    /// Polling sessions the client closed with `1` while no GET was pending: a GET racing the
+    /// close (sent together with it) is answered `6` once, as if it had been pending.
+    tombstones: RefCell<HashMap<Sid, Instant>>,
+}
+
+impl<A: App> EndpointImpl<A> {
+    pub fn new(cfg: EngineConfig, limits: QueueLimits, app: A) -> Rc<Self> {
+        Rc::new(EndpointImpl {
+            timing: cfg.timing(),
+            cfg,
+            limits,
+            app,
+            sessions: Default::default(),
+            tombstones: Default::default(),
+        })
+    }
+
+    pub fn insert(&self, s: Rc<Session<A>>) {
+        self.sessions.borrow_mut().insert(s.sid(), s);
+    }
+
+    pub fn remove(&self, sid: Sid) {
+        self.sessions.borrow_mut().remove(&sid);
+    }
+
+    /// A live session of this shard (the heartbeat deadline is checked here too).
+    pub fn lookup(&self, sid: Sid) -> Option<Rc<Session<A>>> {
+        let sess = self.sessions.borrow().get(&sid).cloned()?;
+        (!sess.check_expired()).then_some(sess)
+    }
+
+    pub fn tombstone(&self, sid: Sid) {
+        let mut t = self.tombstones.borrow_mut();
+        let now = Instant::now();
+        if t.len() > 256 {
+            t.retain(|_, until| *until > now);
+        }
+        t.insert(sid, now + Duration::from_secs(1));
+    }
+
+    /// True (once) when `sid` was closed by its client a moment ago.
+    pub fn take_tombstone(&self, sid: Sid) -> bool {
+        self.tombstones
+            .borrow_mut()
+            .remove(&sid)
+            .is_some_and(|t| t > Instant::now())
+    }
+
+    /// The open packet of a new session.
+    pub fn open_packet(&self, sid: Sid, upgrades: bool) -> Bytes {
+        eio::open_packet(
+            sid.as_str(),
+            upgrades,
+            self.cfg.ping_interval.as_millis() as u64,
+            self.cfg.ping_timeout.as_millis() as u64,
+            self.cfg.max_payload,
+        )
+    }
+
+    /// Every session of this shard (a snapshot).
+    pub fn all(&self) -> Vec<Rc<Session<A>>> {
+        self.sessions.borrow().values().cloned().collect()
+    }
+}
+
+impl<A: App> Endpoint for EndpointImpl<A> {
+    fn cfg(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    fn open_polling(self: Rc<Self>, head: &Head, peer: SocketAddr) -> Bytes {
+        let hs = Rc::new(Handshake::new(head, peer));
+        let sess = Session::open(&self, Transport::Polling, hs, None);
+        self.open_packet(sess.sid(), self.cfg.websocket)
+    }
+
+    fn poll(self: Rc<Self>, req: PollRequest) -> LocalBoxFuture<Bytes> {
+        Box::pin(polling::serve(self, req))
+    }
+
+    fn websocket(
+        self: Rc<Self>,
+        stream: TcpStream,
+        head: Head,
+        sid: Option<Sid>,
+        buf: BytesMut,
+        peer: SocketAddr,
+        guard: ConnGuard,
+    ) -> LocalBoxFuture<()> {
+        Box::pin(ws_conn::run(self, stream, head, sid, buf, peer, guard))
+    }
+
+    fn close_session(&self, sid: Sid, reason: CloseReason) {
+        if let Some(s) = self.lookup(sid) {
+            s.close(reason);
+        }
+    }
+
+    fn close_all(&self, reason: CloseReason) {
+        for s in self.all() {
+            s.close(reason);
+        }
+    }
+
+    fn sessions(&self) -> usize {
+        self.sessions.borrow().len()
+    }
+}

@@ -1,0 +1,135 @@
+//! Engine.IO over monoio: accepted connections, HTTP long-polling, WebSocket, sessions and
+//! their output, on each shard.
+//!
+//! Owns: the endpoints of this shard (each with its options, its application and its
+//! sessions), the connection tasks, the session drivers around the sans-IO state machine,
+//! the WebSocket writer. Applications plug in through [`App`]: the Socket.IO layer is one, a
+//! raw Engine.IO endpoint ([`raw`]) another.
+//!
+//! Must not: know what a message means (no Socket.IO type is named here).
+
+pub mod config;
+pub(crate) mod conn;
+pub(crate) mod endpoint;
+mod polling;
+pub mod raw;
+mod session;
+mod writer;
+mod ws_conn;
+
+pub use config::{AllowRequest, EngineConfig, EngineLimits, Handshake};
+pub use session::Session;
+
+use crate::proto::eio::{CloseReason, Packet};
+use endpoint::{Endpoint, EndpointImpl};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// An application on top of Engine.IO sessions (one instance per endpoint and shard).
+pub trait App: Sized + 'static {
+    /// Per-session state of the application, kept inline in the session.
+    type Conn: Default;
+    /// A session opened (before its open packet is written).
+    fn on_open(&self, sess: &Rc<Session<Self>>);
+    /// A message from the client: [`Packet::Message`] (text, without its `4`) or
+    /// [`Packet::Binary`].
+    fn on_message(&self, sess: &Rc<Session<Self>>, msg: Packet);
+    /// The session closed (once); its state is still in place.
+    fn on_close(&self, sess: &Rc<Session<Self>>, reason: CloseReason);
+    /// A timer set with [`Session::set_app_timer`] passed.
+    fn on_app_timer(&self, _sess: &Rc<Session<Self>>) {}
+}
+
+/// The engine's state on one shard.
+pub(crate) struct EngineShard {
+    endpoints: Vec<Rc<dyn Endpoint>>,
+    /// File descriptors of this shard's open connections (shut down at server shutdown so
+    /// their tasks end and the sockets close).
+    pub conns: RefCell<HashSet<RawFd>>,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Option<Rc<EngineShard>>> = const { RefCell::new(None) };
+}
+
+/// This shard's engine state. Panics off a shard thread.
+pub(crate) fn local() -> Rc<EngineShard> {
+    ENGINE
+        .with(|e| e.borrow().clone())
+        .expect("ringio engine used outside a shard thread")
+}
+
+/// Builds the endpoints of this shard, in the server's order (endpoint indices are the same on
+/// every shard).
+#[derive(Default)]
+pub struct EndpointsBuilder {
+    endpoints: Vec<Rc<dyn Endpoint>>,
+}
+
+impl EndpointsBuilder {
+    /// Adds an endpoint running `app`; returns its index.
+    pub fn add<A: App>(&mut self, cfg: EngineConfig, limits: &EngineLimits, app: A) -> usize {
+        let index = self.endpoints.len();
+        let ep: Rc<dyn Endpoint> = EndpointImpl::new(cfg, limits.queue, app);
+        self.endpoints.push(ep);
+        index
+    }
+
+    /// Makes these the endpoints of the current shard.
+    pub fn install(self) {
+        let shard = Rc::new(EngineShard {
+            endpoints: self.endpoints,
+            conns: Default::default(),
+        });
+        ENGINE.with(|e| *e.borrow_mut() = Some(shard));
+    }
+}
+
+impl EngineShard {
+    /// The endpoint whose path covers `path`.
+    pub fn endpoint_for(&self, path: &str) -> Option<usize> {
+        self.endpoints.iter().position(|e| e.cfg().matches(path))
+    }
+
+    /// Endpoint `i`.
+    pub fn endpoint(&self, i: usize) -> Rc<dyn Endpoint> {
+        self.endpoints[i].clone()
+    }
+}
+
+/// Accepts connections on this shard's listener until the shard stops.
+pub async fn accept_loop(listener: monoio::net::TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                monoio::spawn(conn::serve(stream, peer));
+            }
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Closes every session of this shard ("server shutting down"), lets the close frames and
+/// final answers go out, then ends every connection task.
+pub async fn shutdown() {
+    let eng = local();
+    for ep in &eng.endpoints {
+        ep.close_all(CloseReason::ServerShuttingDown);
+    }
+    monoio::time::sleep(Duration::from_millis(50)).await;
+    for &fd in eng.conns.borrow().iter() {
+        crate::rt::sys::shutdown_fd(fd);
+    }
+}
+
+/// Open sessions of endpoint `ep` on this shard (`engine.clientsCount` is their sum over
+/// shards).
+pub fn sessions(ep: usize) -> usize {
+    local().endpoints[ep].sessions()
+}

@@ -1,0 +1,71 @@
+//! HTTP long-polling on the session's owner shard: a GET waits for packets, a POST carries
+//! packets from the client. One GET and one POST at a time (the state machine enforces it).
+
+use super::endpoint::{EndpointImpl, PollRequest};
+use super::App;
+use crate::proto::eio::session::TransportError;
+use crate::proto::eio::{self, CloseReason};
+use crate::proto::http::{self, EioError, Method};
+use bytes::{Bytes, BytesMut};
+use std::future::poll_fn;
+use std::rc::Rc;
+
+/// The 200 answer of a polling request (an Engine.IO payload, or a POST's `ok`).
+pub(crate) fn ok_response(
+    body: &[u8],
+    html: bool,
+    cors: &http::Cors,
+    origin: Option<&str>,
+    keep_alive: bool,
+) -> Bytes {
+    let ctype = if html {
+        "text/html"
+    } else {
+        "text/plain; charset=UTF-8"
+    };
+    http::response(200, ctype, body, cors, origin, keep_alive)
+}
+
+/// Serves a polling GET or POST; returns the full HTTP response.
+pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> Bytes {
+    let cors = &ep.cfg.cors;
+    let origin = req.origin.as_deref();
+    let keep_alive = req.keep_alive;
+    let err = |e: EioError| http::error_response(e, cors, origin, keep_alive);
+    let Some(sess) = ep.lookup(req.sid) else {
+        if req.method == Method::Get && ep.take_tombstone(req.sid) {
+            return ok_response(b"6", false, cors, origin, keep_alive);
+        }
+        return err(EioError::UnknownSid);
+    };
+    let get = match req.method {
+        Method::Get => true,
+        Method::Post => false,
+        _ => return err(EioError::BadRequest),
+    };
+    match sess.request_arrived(get) {
+        Ok(()) => {}
+        Err(TransportError::NotPolling | TransportError::Overlap) => {
+            return err(EioError::BadRequest)
+        }
+    }
+    if get {
+        let packets = poll_fn(|cx| sess.poll_payload(cx)).await;
+        sess.request_done(true);
+        let mut body = BytesMut::new();
+        eio::encode_payload(&packets, &mut body);
+        ok_response(&body, false, cors, origin, keep_alive)
+    } else {
+        for p in eio::decode_payload(req.body) {
+            match p {
+                Ok(p) => sess.on_packet(p),
+                Err(_) => sess.close(CloseReason::ParseError),
+            }
+            if sess.is_closed() {
+                break;
+            }
+        }
+        sess.request_done(false);
+        ok_response(b"ok", true, cors, origin, keep_alive)
+    }
+}

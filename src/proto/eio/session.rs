@@ -1,0 +1,538 @@
+//! The Engine.IO session as a sans-IO state machine (quinn-proto style), for both sides.
+//!
+//! Owns: the heartbeat (server: a ping `pingInterval` after the open or the last pong, then
+//! close with "ping timeout" unless a pong comes within `pingTimeout` of the ping's due time;
+//! client: answer each ping with a pong, close with "ping timeout" when no ping came within
+//! `pingInterval + pingTimeout`), the upgrade (probe, then `5`, abandoned after
+//! `upgradeTimeout`), "one GET and one POST at a time" on polling, the output queue with its caps,
+//! and the close reasons.
+//!
+//! Inputs are `handle_*` (a received packet, a timeout, a transport event) with the time passed
+//! in; outputs are `poll_*`: the next frame to write ([`Session::poll_transmit`]), a polling
+//! payload ([`Session::poll_payload`]), the close event ([`Session::poll_event`]) and the next
+//! deadline ([`Session::poll_timeout`]).
+//!
+//! Must not: touch sockets, read the clock, or know what the messages mean (Socket.IO lives
+//! above the engine).
+
+use super::{OutPacket, Packet};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Which end of the connection this state machine plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Sends pings, expects pongs.
+    Server,
+    /// Answers pings, expects them in time.
+    Client,
+}
+
+/// The transport a session currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl Transport {
+    /// Node's name (`socket.conn.transport.name`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Polling => "polling",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Why a session closed (Node's reason strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed the connection (close packet, EOF, close frame).
+    TransportClose,
+    /// The connection failed (I/O error, protocol violation, overlapping requests).
+    TransportError,
+    /// This side closed the connection on purpose.
+    ForcedClose,
+    /// The heartbeat failed.
+    PingTimeout,
+    /// The peer sent an invalid packet.
+    ParseError,
+    /// The server is shutting down.
+    ServerShuttingDown,
+    /// The output queue passed its cap (a consumer too slow to keep up).
+    SlowConsumer,
+}
+
+impl CloseReason {
+    /// Node's string for the reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
+            CloseReason::ServerShuttingDown => "server shutting down",
+            CloseReason::SlowConsumer => "slow consumer",
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The timing options of a session (Node's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// `pingInterval`.
+    pub ping_interval: Duration,
+    /// `pingTimeout`.
+    pub ping_timeout: Duration,
+    /// `upgradeTimeout`.
+    pub upgrade_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+        }
+    }
+}
+
+/// Caps of the output queue: past either, the session closes with
+/// [`CloseReason::SlowConsumer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most queued frames.
+    pub frames: usize,
+    /// Most queued bytes.
+    pub bytes: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            frames: 16_384,
+            bytes: 8 << 20,
+        }
+    }
+}
+
+/// One queued frame. WebSocket control frames never reach a polling transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Out {
+    /// An Engine.IO packet.
+    Eio(OutPacket),
+    /// A WebSocket pong answering a ping.
+    WsPong(Bytes),
+    /// A WebSocket close frame; the connection shuts down once it is written.
+    WsClose(u16),
+}
+
+/// What [`Session::queue`] did with the packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// Queued: the transport should be woken.
+    Yes,
+    /// The session is closed: nothing was queued.
+    Closed,
+    /// Volatile packets dropped because the transport was not ready.
+    DroppedVolatile,
+    /// The queue passed a cap: the session is now closed ("slow consumer").
+    Overflow,
+}
+
+/// What a polling GET is answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// These packets (the queue, a `6` while upgrading or after the upgrade, or the final
+    /// `1` / `6` of a closed session).
+    Ready(Vec<OutPacket>),
+    /// Nothing to send yet: the GET waits.
+    Wait,
+}
+
+/// A refused transport event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportError {
+    /// A second GET or POST while one is active: 400, and the session closed.
+    Overlap,
+    /// A polling request for a session that moved to WebSocket: 400.
+    NotPolling,
+}
+
+/// Events for the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The session closed (reported once). `tombstone`: the client closed a polling session
+    /// while no GET was pending; a GET racing that close should still get its `6`.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+        /// Remember the sid briefly (see above).
+        tombstone: bool,
+    },
+}
+
+/// One Engine.IO session's protocol state.
+#[derive(Debug)]
+pub struct Session {
+    side: Side,
+    transport: Transport,
+    upgrading: bool,
+    get_active: bool,
+    post_active: bool,
+    /// Server: waiting for a pong (`hb_due` is then the pong deadline).
+    awaiting_pong: bool,
+    closed: Option<CloseReason>,
+    /// The close event is still to be reported by `poll_event`.
+    close_pending: bool,
+    /// Server: the next ping, or the pong deadline; client: the latest time for the next ping.
+    hb_due: Instant,
+    /// End of the upgrade probe.
+    upgrade_due: Option<Instant>,
+    out: VecDeque<Out>,
+    out_bytes: usize,
+}
+
+impl Session {
+    /// A session opened at `now` on `transport`.
+    pub fn new(side: Side, transport: Transport, now: Instant, t: &Timing) -> Session {
+        let hb_due = match side {
+            Side::Server => now + t.ping_interval,
+            Side::Client => now + t.ping_interval + t.ping_timeout,
+        };
+        Session {
+            side,
+            transport,
+            upgrading: false,
+            get_active: false,
+            post_active: false,
+            awaiting_pong: false,
+            closed: None,
+            close_pending: false,
+            hb_due,
+            upgrade_due: None,
+            out: VecDeque::new(),
+            out_bytes: 0,
+        }
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+    /// Between the probe and the `5`.
+    pub fn upgrading(&self) -> bool {
+        self.upgrading
+    }
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+    /// Why it closed.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closed
+    }
+    /// Frames waiting for the transport.
+    pub fn queued(&self) -> usize {
+        self.out.len()
+    }
+    /// True when nothing is queued.
+    pub fn queue_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+    /// A polling GET is active.
+    pub fn get_active(&self) -> bool {
+        self.get_active
+    }
+
+    /// The earliest time [`Self::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed.is_some() {
+            return None;
+        }
+        Some(match self.upgrade_due {
+            Some(u) if u < self.hb_due => u,
+            _ => self.hb_due,
+        })
+    }
+
+    /// Time passed: sends the ping that is due, closes on a missed heartbeat, ends an upgrade
+    /// that took too long.
+    pub fn handle_timeout(&mut self, now: Instant, t: &Timing) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.upgrade_due.is_some_and(|u| now >= u) {
+            // the probe never completed: polling resumes (Node's upgradeTimeout)
+            self.upgrade_due = None;
+            self.upgrading = false;
+        }
+        if now < self.hb_due {
+            return;
+        }
+        match self.side {
+            Side::Server if !self.awaiting_pong => {
+                // the pong deadline counts from when the ping was due, not from `now`
+                self.hb_due += t.ping_timeout;
+                self.awaiting_pong = true;
+                self.push(Out::Eio(OutPacket::PING));
+                if now >= self.hb_due {
+                    self.close(CloseReason::PingTimeout);
+                }
+            }
+            _ => self.close(CloseReason::PingTimeout),
+        }
+    }
+
+    /// True when the heartbeat deadline passed (checked lazily by requests, so that the answer
+    /// does not depend on timer latency).
+    pub fn expired(&self, now: Instant) -> bool {
+        self.closed.is_none()
+            && now >= self.hb_due
+            && (self.side == Side::Client || self.awaiting_pong)
+    }
+
+    /// A packet from the peer. Returns the application data (a message or a binary message);
+    /// everything else is handled here.
+    pub fn handle_packet(&mut self, now: Instant, p: Packet, t: &Timing) -> Option<Packet> {
+        if self.closed.is_some() {
+            return None;
+        }
+        match (self.side, p) {
+            (_, p @ (Packet::Message(_) | Packet::Binary(_))) => return Some(p),
+            (_, Packet::Close) => self.close(CloseReason::TransportClose),
+            (Side::Server, Packet::Pong(_)) => {
+                self.awaiting_pong = false;
+                self.hb_due = now + t.ping_interval;
+            }
+            (Side::Server, Packet::Noop) => {}
+            // a ping from the client, an upgrade outside the probe, an open: not for a server
+            (Side::Server, Packet::Ping(_) | Packet::Upgrade | Packet::Open(_)) => {
+                self.close(CloseReason::ParseError)
+            }
+            (Side::Client, Packet::Ping(_)) => {
+                self.push(Out::Eio(OutPacket::PONG));
+                self.hb_due = now + t.ping_interval + t.ping_timeout;
+            }
+            (Side::Client, Packet::Open(_) | Packet::Pong(_) | Packet::Upgrade | Packet::Noop) => {}
+        }
+        None
+    }
+
+    /// Queues packets. Policy of the bounded queue: volatile packets are dropped unless
+    /// `transport_ready` (nothing queued and the transport idle); packets that take the queue
+    /// past a cap close the session with [`CloseReason::SlowConsumer`].
+    pub fn queue(
+        &mut self,
+        packets: impl IntoIterator<Item = OutPacket>,
+        volatile: bool,
+        transport_ready: bool,
+        limits: &QueueLimits,
+    ) -> Queued {
+        if self.closed.is_some() {
+            return Queued::Closed;
+        }
+        if volatile && !(transport_ready && self.out.is_empty() && !self.upgrading_polling()) {
+            return Queued::DroppedVolatile;
+        }
+        for p in packets {
+            self.push(Out::Eio(p));
+        }
+        if self.out.len() > limits.frames || self.out_bytes > limits.bytes {
+            self.close(CloseReason::SlowConsumer);
+            return Queued::Overflow;
+        }
+        Queued::Yes
+    }
+
+    /// Queues a WebSocket control frame (a pong answering a ping).
+    pub fn queue_control(&mut self, o: Out) {
+        if self.closed.is_none() {
+            self.push(o);
+        }
+    }
+
+    fn upgrading_polling(&self) -> bool {
+        self.upgrading && self.transport == Transport::Polling
+    }
+
+    fn push(&mut self, o: Out) {
+        if let Out::Eio(p) = &o {
+            self.out_bytes += p.len();
+        }
+        self.out.push_back(o);
+    }
+
+    /// The next frame for the WebSocket writer.
+    pub fn poll_transmit(&mut self) -> Option<Out> {
+        let o = self.out.pop_front()?;
+        match &o {
+            Out::Eio(p) => self.out_bytes -= p.len(),
+            Out::WsClose(_) => {
+                // nothing goes out after the close frame
+                self.out.clear();
+                self.out_bytes = 0;
+            }
+            Out::WsPong(_) => {}
+        }
+        Some(o)
+    }
+
+    /// Releases the queue's allocation when it is empty (idle sockets keep none).
+    pub fn shrink_idle(&mut self) {
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = VecDeque::new();
+        }
+    }
+
+    /// What a waiting polling GET gets now.
+    pub fn poll_payload(&mut self) -> Payload {
+        if let Some(reason) = self.closed {
+            let noop =
+                reason == CloseReason::TransportClose && self.transport == Transport::Polling;
+            return Payload::Ready(vec![if noop {
+                OutPacket::NOOP
+            } else {
+                OutPacket::CLOSE
+            }]);
+        }
+        if self.transport != Transport::Polling {
+            return Payload::Ready(vec![OutPacket::NOOP]);
+        }
+        let mut packets = Vec::with_capacity(self.out.len());
+        while let Some(o) = self.out.pop_front() {
+            if let Out::Eio(p) = o {
+                self.out_bytes -= p.len();
+                packets.push(p);
+            }
+        }
+        if !packets.is_empty() {
+            return Payload::Ready(packets);
+        }
+        if self.upgrading {
+            return Payload::Ready(vec![OutPacket::NOOP]);
+        }
+        Payload::Wait
+    }
+
+    /// A polling GET arrived.
+    pub fn get_arrived(&mut self) -> Result<(), TransportError> {
+        self.request_arrived(true)
+    }
+    /// The polling GET was answered (or abandoned).
+    pub fn get_done(&mut self) {
+        self.get_active = false;
+    }
+    /// A polling POST arrived.
+    pub fn post_arrived(&mut self) -> Result<(), TransportError> {
+        self.request_arrived(false)
+    }
+    /// The polling POST was handled.
+    pub fn post_done(&mut self) {
+        self.post_active = false;
+    }
+
+    fn request_arrived(&mut self, get: bool) -> Result<(), TransportError> {
+        if self.transport != Transport::Polling {
+            return Err(TransportError::NotPolling);
+        }
+        let active = if get {
+            &mut self.get_active
+        } else {
+            &mut self.post_active
+        };
+        if *active {
+            // a second concurrent request: the first gets `1`, this one 400, the session ends
+            self.close(CloseReason::TransportError);
+            return Err(TransportError::Overlap);
+        }
+        *active = true;
+        Ok(())
+    }
+
+    /// The peer asks for an upgrade: false when the session cannot upgrade now (not on
+    /// polling, or already upgrading).
+    pub fn can_upgrade(&self) -> bool {
+        self.closed.is_none() && self.transport == Transport::Polling && !self.upgrading
+    }
+
+    /// `2probe` arrived on the new WebSocket: polling pauses (a waiting GET gets `6`) until
+    /// the `5`, or until `upgradeTimeout` passes.
+    pub fn handle_probe(&mut self, now: Instant, t: &Timing) {
+        if self.closed.is_none() {
+            self.upgrading = true;
+            self.upgrade_due = Some(now + t.upgrade_timeout);
+        }
+    }
+
+    /// `5` arrived: the session moves to WebSocket. `answers` are frames the probe has not
+    /// written yet; they go out first, before what was queued for polling. False when no probe
+    /// is running (the upgrade is refused).
+    pub fn handle_upgrade(&mut self, answers: Vec<Out>) -> bool {
+        if !self.upgrading || self.closed.is_some() {
+            return false;
+        }
+        self.upgrading = false;
+        self.upgrade_due = None;
+        self.transport = Transport::WebSocket;
+        for o in answers.into_iter().rev() {
+            if let Out::Eio(p) = &o {
+                self.out_bytes += p.len();
+            }
+            self.out.push_front(o);
+        }
+        true
+    }
+
+    /// The upgrade failed (the probe socket broke or sent something else): polling resumes.
+    pub fn abort_upgrade(&mut self) {
+        self.upgrading = false;
+        self.upgrade_due = None;
+    }
+
+    /// Closes the session (first call wins).
+    pub fn close(&mut self, reason: CloseReason) {
+        self.close_with_code(reason, 1000)
+    }
+
+    /// Closes the session; a WebSocket gets a close frame with `code`.
+    pub fn close_with_code(&mut self, reason: CloseReason, code: u16) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.closed = Some(reason);
+        self.close_pending = true;
+        self.upgrading = false;
+        self.upgrade_due = None;
+        if self.transport == Transport::WebSocket && self.side == Side::Server {
+            self.out.push_back(Out::WsClose(code));
+        }
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if !std::mem::take(&mut self.close_pending) {
+            return None;
+        }
+        let reason = self.closed?;
+        let tombstone = reason == CloseReason::TransportClose
+            && self.transport == Transport::Polling
+            && !self.get_active;
+        Some(Event::Closed { reason, tombstone })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+//! The boot of each shard: its runtime (io_uring, falling back to epoll), then each layer's
+//! per-shard state in order (runtime core, Socket.IO namespaces, engine endpoints), then the
+//! accept loop and the inbox until shutdown.
+
+use super::{Config, Driver, EndpointCfg};
+use crate::engine::raw::RawApp;
+use crate::engine::{self, EndpointsBuilder};
+use crate::rt::{self, Job, Peers};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Installs the engine and Socket.IO layers of this shard (the runtime core is installed).
+pub(crate) fn install_layers(cfg: &Config) {
+    let mut eps = EndpointsBuilder::default();
+    for e in &cfg.endpoints {
+        match e {
+            EndpointCfg::SocketIo(engine, sio) => {
+                let app = crate::sio::install(sio);
+                eps.add(engine.clone(), &cfg.limits, app);
+            }
+            EndpointCfg::Raw(engine, factory) => {
+                eps.add(engine.clone(), &cfg.limits, RawApp(factory()));
+            }
+        }
+    }
+    eps.install();
+}
+
+/// The body of a shard's thread.
+pub(crate) fn run_shard(
+    id: usize,
+    cfg: Arc<Config>,
+    peers: Arc<Peers>,
+    listener: std::net::TcpListener,
+    rx: crossbeam_channel::Receiver<Job>,
+    ready: std::sync::mpsc::Sender<()>,
+) {
+    let use_uring = cfg.driver == Driver::Auto && monoio::utils::detect_uring();
+    let main = move || shard_main(id, cfg, peers, listener, rx, ready);
+    #[cfg(target_os = "linux")]
+    if use_uring {
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(1024)
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => {
+                tracing::info!(shard = id, "driver: io_uring");
+                rt.block_on(main());
+                return;
+            }
+            Err(e) => tracing::warn!(
+                shard = id,
+                "io_uring runtime failed ({e}); falling back to epoll"
+            ),
+        }
+    }
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+    {
+        Ok(mut rt) => {
+            tracing::info!(shard = id, "driver: epoll");
+            rt.block_on(main());
+        }
+        Err(e) => tracing::error!(shard = id, "cannot build a runtime: {e}"),
+    }
+}
+
+async fn shard_main(
+    id: usize,
+    cfg: Arc<Config>,
+    peers: Arc<Peers>,
+    listener: std::net::TcpListener,
+    rx: crossbeam_channel::Receiver<Job>,
+    ready: std::sync::mpsc::Sender<()>,
+) {
+    let sh = rt::Shard::install(id, peers);
+    install_layers(&cfg);
+    let listener = match monoio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(shard = id, "listener: {e}");
+            let _ = ready.send(());
+            return;
+        }
+    };
+    let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    let inbox = monoio::spawn(sh.run(rx));
+    let _ = ready.send(());
+    monoio::select! {
+        _ = engine::accept_loop(listener) => {}
+        _ = inbox => {}
+    }
+    // an accept may still be in flight: shutting the socket down completes it, so the
+    // listener really closes when dropped below
+    rt::sys::shutdown_fd(listen_fd);
+    // let close frames and final polling answers go out
+    monoio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// The job that stops a shard: every session closes ("server shutting down"), then the inbox
+/// task ends, and with it the shard.
+pub(crate) fn shutdown_job() -> Job {
+    Box::new(|| {
+        monoio::spawn(async {
+            engine::shutdown().await;
+            rt::shard().stop();
+        });
+    })
+}

@@ -1,0 +1,197 @@
+//! `Server::builder()`: the options of a server (Node's names and defaults) and the setup
+//! closures of its namespaces (shared by the shards, hence `Send + Sync`).
+
+use super::{Config, Driver, EndpointCfg, Server};
+use crate::engine::raw::RawHandler;
+use crate::engine::{EngineConfig, EngineLimits};
+use crate::proto::http::{Cors, Head};
+use crate::sio::ns::{Matcher, Setup};
+use crate::sio::{Namespace, SioConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A raw Engine.IO message handler factory (called once per shard).
+pub type EngineHandlerFactory = Arc<dyn Fn() -> RawHandler + Send + Sync>;
+
+/// Builds a [`Server`].
+pub struct ServerBuilder {
+    engine: EngineConfig,
+    sio: SioConfig,
+    extra: Vec<EndpointCfg>,
+    shards: usize,
+    presence_slots: usize,
+    inbox_capacity: usize,
+    driver: Driver,
+    limits: EngineLimits,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            engine: EngineConfig::default(),
+            sio: SioConfig {
+                statics: Vec::new(),
+                dynamic: Vec::new(),
+                connect_timeout: Duration::from_millis(45_000),
+                max_attachments: 10,
+            },
+            extra: Vec::new(),
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            presence_slots: 1 << 16,
+            inbox_capacity: 4096,
+            driver: Driver::Auto,
+            limits: EngineLimits::default(),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Socket.IO path (default `/socket.io/`).
+    pub fn path(mut self, p: &str) -> Self {
+        self.engine.path = p.into();
+        self
+    }
+    /// `pingInterval`.
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.engine.ping_interval = d;
+        self
+    }
+    /// `pingTimeout`.
+    pub fn ping_timeout(mut self, d: Duration) -> Self {
+        self.engine.ping_timeout = d;
+        self
+    }
+    /// `upgradeTimeout`.
+    pub fn upgrade_timeout(mut self, d: Duration) -> Self {
+        self.engine.upgrade_timeout = d;
+        self
+    }
+    /// `maxHttpBufferSize` (also the WebSocket message limit).
+    pub fn max_payload(mut self, n: usize) -> Self {
+        self.engine.max_payload = n;
+        self
+    }
+    /// `connectTimeout`: close a connection that joins no namespace in time.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.sio.connect_timeout = d;
+        self
+    }
+    /// Enabled transports.
+    pub fn transports(mut self, polling: bool, websocket: bool) -> Self {
+        self.engine.polling = polling;
+        self.engine.websocket = websocket;
+        self
+    }
+    /// `allowUpgrades`.
+    pub fn allow_upgrades(mut self, on: bool) -> Self {
+        self.engine.allow_upgrades = on;
+        self
+    }
+    /// CORS policy.
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.engine.cors = cors;
+        self
+    }
+    /// `allowRequest`: return false to refuse a handshake (403, code 4).
+    pub fn allow_request(mut self, f: impl Fn(&Head) -> bool + Send + Sync + 'static) -> Self {
+        self.engine.allow_request = Some(Arc::new(f));
+        self
+    }
+    /// Most binary attachments accepted in one packet (default 10).
+    pub fn max_attachments(mut self, n: usize) -> Self {
+        self.sio.max_attachments = n;
+        self
+    }
+    /// Number of shards (threads); default one per core.
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n.clamp(1, 64);
+        self
+    }
+    /// The I/O driver (default: io_uring with fallback to epoll).
+    pub fn driver(mut self, d: Driver) -> Self {
+        self.driver = d;
+        self
+    }
+    /// Per-connection output queue caps (frames, bytes). A connection whose queue would pass
+    /// either is closed with reason "slow consumer"; volatile packets are dropped before that,
+    /// whenever the transport is not ready. Defaults: 16 384 frames, 8 MiB.
+    pub fn max_queue(mut self, frames: usize, bytes: usize) -> Self {
+        self.limits.queue.frames = frames.max(1);
+        self.limits.queue.bytes = bytes.max(1);
+        self
+    }
+    /// Capacity of each shard's inbox (jobs from other shards).
+    pub fn inbox_capacity(mut self, n: usize) -> Self {
+        self.inbox_capacity = n.max(1);
+        self
+    }
+    /// Size of the room presence table (tests use tiny tables to force hash collisions).
+    pub fn presence_slots(mut self, n: usize) -> Self {
+        self.presence_slots = n;
+        self
+    }
+    /// A namespace; `setup` runs once per shard to register its handlers.
+    pub fn ns(
+        mut self,
+        name: &str,
+        setup: impl Fn(&mut Namespace) + Send + Sync + 'static,
+    ) -> Self {
+        let setup: Setup = Arc::new(setup);
+        self.sio.statics.push((name.to_string(), setup));
+        self
+    }
+    /// Dynamic namespaces: any name the predicate accepts is created on first connect.
+    pub fn dynamic_ns(
+        mut self,
+        pred: impl Fn(&str) -> bool + Send + Sync + 'static,
+        setup: impl Fn(&mut Namespace) + Send + Sync + 'static,
+    ) -> Self {
+        let setup: Setup = Arc::new(setup);
+        self.sio
+            .dynamic
+            .push((Matcher::Predicate(Arc::new(pred)), setup));
+        self
+    }
+    /// Dynamic namespaces matching a regular expression.
+    pub fn ns_regex(
+        mut self,
+        pattern: &str,
+        setup: impl Fn(&mut Namespace) + Send + Sync + 'static,
+    ) -> Result<Self, regex_lite::Error> {
+        let re = regex_lite::Regex::new(pattern)?;
+        let setup: Setup = Arc::new(setup);
+        self.sio.dynamic.push((Matcher::Regex(re), setup));
+        Ok(self)
+    }
+    /// A raw Engine.IO endpoint at `path` with the current engine options; `factory` runs once
+    /// per shard and returns the message handler.
+    pub fn engine_endpoint(
+        mut self,
+        path: &str,
+        factory: impl Fn() -> RawHandler + Send + Sync + 'static,
+    ) -> Self {
+        let mut engine = self.engine.clone();
+        engine.path = path.into();
+        self.extra.push(EndpointCfg::Raw(engine, Arc::new(factory)));
+        self
+    }
+    #[cfg_attr(not(feature = "bench-support"), allow(dead_code))]
+    pub(crate) fn config(self) -> Arc<Config> {
+        self.build().cfg
+    }
+    /// Finishes the configuration.
+    pub fn build(self) -> Server {
+        let mut endpoints = vec![EndpointCfg::SocketIo(self.engine, self.sio)];
+        endpoints.extend(self.extra);
+        Server {
+            cfg: Arc::new(Config {
+                driver: self.driver,
+                limits: self.limits,
+                endpoints,
+                shards: self.shards,
+                presence_slots: self.presence_slots,
+                inbox_capacity: self.inbox_capacity,
+            }),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! `RemoteSocket`: a socket as `fetch_sockets` returns it. A `Send + Clone` snapshot whose
+//! operations reach the live socket on its owner shard, from any thread.
+
+use super::local;
+use super::socket::Socket;
+use crate::proto::sio::args::{to_writer, IntoArgs};
+use crate::proto::sio::{encode_packet, SocketId};
+use crate::rt::{self, Peers};
+use std::sync::Arc;
+
+/// A socket as returned by `fetch_sockets`: a snapshot that can cross shards and threads, with
+/// operations that reach the live socket wherever it is.
+#[derive(Clone)]
+pub struct RemoteSocket {
+    /// Socket id.
+    pub id: String,
+    /// Namespace.
+    pub ns: String,
+    /// Rooms at the time of the fetch (its own id included).
+    pub rooms: Vec<String>,
+    /// Request headers of the handshake (names lower-cased).
+    pub headers: Vec<(String, String)>,
+    /// Query string of the handshake.
+    pub query: String,
+    /// Peer address.
+    pub address: Option<std::net::SocketAddr>,
+    /// Handshake time (ms since the Unix epoch).
+    pub issued: u64,
+    /// The CONNECT payload (raw JSON).
+    pub auth: String,
+    /// The socket's shared data ([`Socket::set_shared_data`]) as raw JSON, if any.
+    pub data: Option<String>,
+    peers: Arc<Peers>,
+}
+
+impl std::fmt::Debug for RemoteSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSocket")
+            .field("id", &self.id)
+            .field("ns", &self.ns)
+            .field("rooms", &self.rooms)
+            .field("query", &self.query)
+            .field("address", &self.address)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An operation on a remote socket could not be handed to its shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteError {
+    /// Called off a shard while the owner shard's inbox was full: try again.
+    InboxFull,
+    /// The socket id names no shard of this server, or the server stopped.
+    Gone,
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RemoteError::InboxFull => "the owner shard's inbox is full",
+            RemoteError::Gone => "the socket's shard is gone",
+        })
+    }
+}
+impl std::error::Error for RemoteError {}
+
+impl RemoteSocket {
+    pub(crate) fn of(s: &Socket) -> RemoteSocket {
+        let hs = s.handshake();
+        RemoteSocket {
+            id: s.id().to_string(),
+            ns: s.ns().to_string(),
+            rooms: s.rooms(),
+            headers: hs.headers(),
+            query: hs.query().to_string(),
+            address: hs.address,
+            issued: hs.issued,
+            auth: s.auth_raw().to_string(),
+            data: s.shared_json(),
+            peers: rt::shard().peers.clone(),
+        }
+    }
+
+    /// Runs `f` on the live socket, on its owner shard: at once when that is this thread,
+    /// else as a job (ordered after this shard's earlier jobs for that shard, when called on a
+    /// shard).
+    fn on_owner(&self, f: impl FnOnce(&Socket) + Send + 'static) -> Result<(), RemoteError> {
+        let id = SocketId::parse(&self.id).ok_or(RemoteError::Gone)?;
+        let owner = id.shard();
+        if owner >= self.peers.len() {
+            return Err(RemoteError::Gone);
+        }
+        let ns = self.ns.clone();
+        let job = move || {
+            let found = local().namespaces.get(&ns);
+            let socket = found.and_then(|n| n.sockets.borrow().get(&id).cloned());
+            if let Some(s) = socket {
+                f(&s);
+            }
+        };
+        match rt::try_shard() {
+            Some(sh) if sh.id == owner => job(),
+            Some(sh) => sh.post(owner, Box::new(job)),
+            None => {
+                if self.peers.try_post(owner, Box::new(job)).is_err() {
+                    return Err(RemoteError::InboxFull);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits to this socket (on whichever shard holds it); works from any thread.
+    pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), RemoteError> {
+        let (text, att) = encode_packet(&self.ns, Some(event), None, to_writer(args), false);
+        self.on_owner(move |s| {
+            s.send_packets(text, att);
+        })
+    }
+    /// Makes the socket join a room.
+    pub fn join(&self, room: &str) -> Result<(), RemoteError> {
+        let room = room.to_string();
+        self.on_owner(move |s| s.join(&room))
+    }
+    /// Makes the socket leave a room.
+    pub fn leave(&self, room: &str) -> Result<(), RemoteError> {
+        let room = room.to_string();
+        self.on_owner(move |s| s.leave(&room))
+    }
+    /// Disconnects the socket (`close`: the whole connection).
+    pub fn disconnect(&self, close: bool) -> Result<(), RemoteError> {
+        self.on_owner(move |s| {
+            if close {
+                s.close_connection();
+            } else {
+                s.disconnect();
+            }
+        })
+    }
+}
+
+// a RemoteSocket may be used from any thread
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<RemoteSocket>();
+};
