@@ -3,11 +3,12 @@
 //!
 //! Owns: opening (a polling GET without `sid`, or a WebSocket whose first message is the open
 //! packet), the handshake values (`sid`, `pingInterval`, `pingTimeout`, `maxPayload`,
-//! `upgrades`), answering `2` with `3`, the ping deadline (`pingInterval + pingTimeout` after the
-//! last ping: no ping by then means a dead server, reason `"ping timeout"`), the outgoing buffer
-//! (flushed by whichever transport is active, held back while upgrading), the queue of events
-//! for the manager (received messages, then exactly one `Closed(reason)`), and the graceful close
-//! (drain, then `1` over polling or a close frame over WebSocket).
+//! `upgrades`), the session state machine in the client role ([`crate::proto::eio::session`]:
+//! answering `2` with `3`, the ping deadline `pingInterval + pingTimeout` after the last ping,
+//! the transport and upgrade state, the outgoing queue flushed by whichever transport is active
+//! and held back while upgrading), the queue of events for the manager (received messages, then
+//! exactly one `Closed(reason)`), and the graceful close (drain, then `1` over polling or a
+//! close frame over WebSocket).
 //!
 //! Must not: parse Socket.IO, or decide about reconnection (the manager does both). The
 //! transports' I/O lives in `polling.rs` and `websocket.rs`; every task of an engine is dropped
@@ -15,15 +16,15 @@
 
 use super::notify::{spawn_until, wait_until, Notify};
 use super::{polling, websocket, ClientError, Config, Transport};
-use crate::proto::eio::{decode_payload, OutPacket, Packet};
+use crate::proto::eio::session::{QueueLimits, Session as Machine, Side, Timing};
+use crate::proto::eio::{decode_payload, CloseReason, OutPacket, Packet};
 use bytes::Bytes;
-use monoio::time::Instant;
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a graceful close waits for the buffer to drain before closing anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -33,7 +34,7 @@ pub(crate) enum EngineEvent {
     /// A `4` text message (without its `4`) or a binary message.
     Packet(Packet),
     /// The connection is gone; always the last event.
-    Closed(&'static str),
+    Closed(CloseReason),
 }
 
 #[derive(Deserialize)]
@@ -50,10 +51,8 @@ struct Handshake {
 
 /// Mutable state of one connection.
 pub(crate) struct State {
-    /// The transport carrying the data.
-    pub transport: Transport,
-    /// Between `3probe` and the switch: nothing is flushed, polling pauses.
-    pub upgrading: bool,
+    /// The protocol state (client role): transport, upgrade, heartbeat, outgoing queue, close.
+    pub m: Machine,
     /// A polling GET is in flight.
     pub polling: bool,
     /// A polling POST is in flight (the transport is not writable).
@@ -62,17 +61,32 @@ pub(crate) struct State {
     pub ws_writing: bool,
     /// A graceful close started: new writes are dropped.
     pub closing: bool,
-    /// Set once, with the reason, when the connection is gone.
-    pub closed: Option<&'static str>,
-    /// Engine.IO packets waiting for the transport.
-    pub write_buf: VecDeque<OutPacket>,
     /// Ready-made WebSocket control frames (pong, close), written first.
     pub ws_control: VecDeque<Bytes>,
     /// Events for the manager.
     pub events: VecDeque<EngineEvent>,
-    /// When the connection is considered dead unless a ping arrives.
-    pub ping_deadline: Instant,
 }
+
+impl State {
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        self.m.transport()
+    }
+    /// Between `3probe` and the switch: nothing is flushed, polling pauses.
+    pub fn upgrading(&self) -> bool {
+        self.m.upgrading()
+    }
+    /// True once the connection is gone.
+    pub fn closed(&self) -> bool {
+        self.m.is_closed()
+    }
+}
+
+/// The client queues without a cap (socket.io-client buffers without limit).
+const NO_LIMIT: QueueLimits = QueueLimits {
+    frames: usize::MAX,
+    bytes: usize::MAX,
+};
 
 /// The shared part of a connection (tasks hold it).
 pub(crate) struct Shared {
@@ -80,8 +94,8 @@ pub(crate) struct Shared {
     pub cfg: Rc<Config>,
     /// The Engine.IO session id.
     pub sid: String,
-    /// `pingInterval + pingTimeout` from the handshake.
-    pub heartbeat: Duration,
+    /// `pingInterval` and `pingTimeout` from the handshake.
+    pub timing: Timing,
     /// `maxPayload` from the handshake (0: no limit).
     pub max_payload: usize,
     /// State.
@@ -127,9 +141,8 @@ impl Engine {
                 let engine = Engine::new(cfg, hs, Transport::Polling);
                 for p in rest {
                     match p {
-                        Ok(Packet::Close) => engine.0.fail("transport close"),
                         Ok(p) => engine.0.on_packet(p),
-                        Err(_) => engine.0.fail("transport error"),
+                        Err(_) => engine.0.fail(CloseReason::TransportError),
                     }
                 }
                 polling::start(&engine.0, conn);
@@ -153,24 +166,24 @@ impl Engine {
     }
 
     fn new(cfg: Rc<Config>, hs: Handshake, transport: Transport) -> Engine {
-        let heartbeat = Duration::from_millis(hs.ping_interval.saturating_add(hs.ping_timeout));
+        let timing = Timing {
+            ping_interval: Duration::from_millis(hs.ping_interval),
+            ping_timeout: Duration::from_millis(hs.ping_timeout),
+            ..Timing::default()
+        };
         Engine(Rc::new(Shared {
             cfg,
             sid: hs.sid,
-            heartbeat,
+            timing,
             max_payload: usize::try_from(hs.max_payload).unwrap_or(usize::MAX),
             st: RefCell::new(State {
-                transport,
-                upgrading: false,
+                m: Machine::new(Side::Client, transport, Instant::now(), &timing),
                 polling: false,
                 posting: false,
                 ws_writing: false,
                 closing: false,
-                closed: None,
-                write_buf: VecDeque::new(),
                 ws_control: VecDeque::new(),
                 events: VecDeque::new(),
-                ping_deadline: Instant::now() + heartbeat,
             }),
             notify: Rc::new(Notify::default()),
         }))
@@ -183,17 +196,17 @@ impl Engine {
 
     /// The transport in use.
     pub fn transport(&self) -> Transport {
-        self.0.st.borrow().transport
+        self.0.st.borrow().transport()
     }
 
     /// Queues packets (dropped once closing or closed).
     pub fn write(&self, packets: impl IntoIterator<Item = OutPacket>) {
         {
             let mut st = self.0.st.borrow_mut();
-            if st.closing || st.closed.is_some() {
+            if st.closing {
                 return;
             }
-            st.write_buf.extend(packets);
+            st.m.queue(packets, false, false, &NO_LIMIT);
         }
         self.0.notify.notify();
     }
@@ -201,18 +214,15 @@ impl Engine {
     /// True when the ping deadline passed (the connection is then closed, "ping timeout"):
     /// timers may fire late, emits check this first like socket.io-client does.
     pub fn ping_expired(&self) -> bool {
-        let expired = {
-            let st = self.0.st.borrow();
-            st.closed.is_none() && Instant::now() > st.ping_deadline
-        };
+        let expired = self.0.st.borrow().m.expired(Instant::now());
         if expired {
-            self.0.fail("ping timeout");
+            self.0.fail(CloseReason::PingTimeout);
         }
         expired
     }
 
     /// Closes at once with `reason`.
-    pub fn abort(&self, reason: &'static str) {
+    pub fn abort(&self, reason: CloseReason) {
         self.0.fail(reason);
     }
 
@@ -221,7 +231,7 @@ impl Engine {
     pub fn close(&self) {
         {
             let mut st = self.0.st.borrow_mut();
-            if st.closing || st.closed.is_some() {
+            if st.closing || st.closed() {
                 return;
             }
             st.closing = true;
@@ -250,68 +260,52 @@ impl Shared {
     /// Runs `fut` until it ends or the connection closes.
     pub fn spawn(self: &Rc<Self>, fut: impl Future<Output = ()> + 'static) {
         let sh = self.clone();
-        spawn_until(
-            self.notify.clone(),
-            move || sh.st.borrow().closed.is_some(),
-            fut,
-        );
+        spawn_until(self.notify.clone(), move || sh.st.borrow().closed(), fut);
     }
 
     /// True once closed.
     pub fn is_closed(&self) -> bool {
-        self.st.borrow().closed.is_some()
+        self.st.borrow().closed()
     }
 
     /// Handles one received Engine.IO packet.
     pub fn on_packet(&self, p: Packet) {
         {
             let mut st = self.st.borrow_mut();
-            if st.closed.is_some() {
-                return;
+            if let Some(msg) = st.m.handle_packet(Instant::now(), p, &self.timing) {
+                st.events.push_back(EngineEvent::Packet(msg));
             }
-            match p {
-                Packet::Ping(_) => {
-                    if !st.closing {
-                        st.write_buf
-                            .push_back(OutPacket::Text(Bytes::from_static(b"3")));
-                    }
-                    st.ping_deadline = Instant::now() + self.heartbeat;
-                }
-                Packet::Close => {
-                    drop(st);
-                    self.fail("transport close");
-                    return;
-                }
-                Packet::Message(_) | Packet::Binary(_) => {
-                    st.events.push_back(EngineEvent::Packet(p))
-                }
-                Packet::Open(_) | Packet::Pong(_) | Packet::Upgrade | Packet::Noop => return,
-            }
+            Self::report_close(&mut st);
         }
         self.notify.notify();
     }
 
-    /// Ends the connection with `reason` (first call wins); tasks stop, the manager is told.
-    pub fn fail(&self, reason: &'static str) {
-        {
-            let mut st = self.st.borrow_mut();
-            if st.closed.is_some() {
-                return;
-            }
-            tracing::debug!(sid = %self.sid, reason, "engine.io connection closed");
-            st.closed = Some(reason);
-            st.write_buf.clear();
+    /// Moves the machine's close event (if any) to the manager's events.
+    fn report_close(st: &mut State) {
+        use crate::proto::eio::session::Event;
+        if let Some(Event::Closed { reason, .. }) = st.m.poll_event() {
+            tracing::debug!(%reason, "engine.io connection closed");
+            while st.m.poll_transmit().is_some() {}
             st.ws_control.clear();
             st.events.push_back(EngineEvent::Closed(reason));
+        }
+    }
+
+    /// Ends the connection with `reason` (first call wins); tasks stop, the manager is told.
+    pub fn fail(&self, reason: CloseReason) {
+        {
+            let mut st = self.st.borrow_mut();
+            st.m.close(reason);
+            Self::report_close(&mut st);
         }
         self.notify.notify();
     }
 
     fn quiet(&self) -> bool {
         let st = self.st.borrow();
-        st.closed.is_some()
-            || (!st.upgrading
-                && st.write_buf.is_empty()
+        st.closed()
+            || (!st.upgrading()
+                && st.m.queue_empty()
                 && st.ws_control.is_empty()
                 && !st.posting
                 && !st.ws_writing)
@@ -325,26 +319,36 @@ impl Shared {
         }
         {
             let mut st = self.st.borrow_mut();
-            match st.transport {
-                Transport::Polling => st.write_buf.push_back(OutPacket::CLOSE),
+            match st.transport() {
+                Transport::Polling => {
+                    st.m.queue([OutPacket::CLOSE], false, false, &NO_LIMIT);
+                }
                 Transport::WebSocket => st.ws_control.push_back(websocket::close_frame()),
             }
         }
         self.notify.notify();
         let _ =
             monoio::time::timeout(CLOSE_GRACE, wait_until(&[&self.notify], || self.quiet())).await;
-        self.fail("forced close");
+        self.fail(CloseReason::ForcedClose);
     }
 }
 
-/// Closes the connection when no ping arrived within `pingInterval + pingTimeout`.
+/// Closes the connection when no ping arrived within `pingInterval + pingTimeout` (the
+/// machine's deadline).
 async fn watchdog(sh: Rc<Shared>) {
     loop {
-        let deadline = sh.st.borrow().ping_deadline;
-        if Instant::now() >= deadline {
-            sh.fail("ping timeout");
+        let Some(due) = sh.st.borrow().m.poll_timeout() else {
+            return;
+        };
+        monoio::time::sleep_until(due.into()).await;
+        {
+            let mut st = sh.st.borrow_mut();
+            st.m.handle_timeout(Instant::now(), &sh.timing);
+            Shared::report_close(&mut st);
+        }
+        sh.notify.notify();
+        if sh.is_closed() {
             return;
         }
-        monoio::time::sleep_until(deadline).await;
     }
 }

@@ -15,7 +15,7 @@ use super::engine::{Engine, EngineEvent};
 use super::notify::{wait_until, Notify};
 use super::socket::{ClientSocket, SocketInner};
 use super::{ClientError, Config};
-use crate::proto::eio::{OutPacket, Packet};
+use crate::proto::eio::{CloseReason, OutPacket, Packet};
 use crate::proto::sio;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -295,7 +295,7 @@ impl ManagerInner {
             Ok(None) => {}
             Err(e) => {
                 tracing::debug!(?e, "invalid packet from the server");
-                engine.abort("parse error");
+                engine.abort(CloseReason::ParseError);
             }
         }
     }
@@ -327,7 +327,7 @@ async fn drive(mgr: Rc<ManagerInner>, gen: u64, mut first: Option<FirstResult>) 
         let res = res.unwrap_or(Err(ClientError::Timeout));
         if !mgr.is_gen(gen) {
             if let Ok(e) = res {
-                e.abort("forced close");
+                e.abort(CloseReason::ForcedClose);
             }
             return;
         }
@@ -343,7 +343,7 @@ async fn drive(mgr: Rc<ManagerInner>, gen: u64, mut first: Option<FirstResult>) 
                 if let Some(tx) = first.take() {
                     if tx.send(Ok(())).is_err() {
                         // nobody waits for this client any more
-                        engine.abort("forced close");
+                        engine.abort(CloseReason::ForcedClose);
                         mgr.close();
                         return;
                     }
@@ -376,7 +376,7 @@ async fn drive(mgr: Rc<ManagerInner>, gen: u64, mut first: Option<FirstResult>) 
                     st.partial = None;
                     st.backoff.reset();
                 }
-                mgr.closed(reason);
+                mgr.closed(reason.as_str());
                 if !mgr.is_gen(gen) || !cfg.reconnection {
                     return;
                 }

@@ -91,14 +91,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use url::Target;
 
-/// An Engine.IO transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// HTTP long-polling.
-    Polling,
-    /// WebSocket.
-    WebSocket,
-}
+pub use crate::proto::eio::Transport;
 
 /// Why connecting failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

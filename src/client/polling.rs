@@ -12,7 +12,7 @@
 use super::engine::Shared;
 use super::notify::wait_until;
 use super::{ClientError, Config, Transport};
-use crate::proto::eio::{decode_payload, encode_payload, OutPacket, Packet};
+use crate::proto::eio::{decode_payload, encode_payload, CloseReason};
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -265,15 +265,15 @@ pub(crate) fn start(sh: &Rc<Shared>, get: HttpConn) {
 async fn poll_loop(sh: Rc<Shared>, mut conn: HttpConn) {
     loop {
         // paused while upgrading; ends once the WebSocket took over
-        if sh.st.borrow().upgrading {
+        if sh.st.borrow().upgrading() {
             sh.notify.notify();
             wait_until(&[&sh.notify], || {
                 let st = sh.st.borrow();
-                !st.upgrading || st.transport != Transport::Polling
+                !st.upgrading() || st.transport() != Transport::Polling
             })
             .await;
         }
-        if sh.st.borrow().transport != Transport::Polling {
+        if sh.st.borrow().transport() != Transport::Polling {
             return;
         }
         sh.st.borrow_mut().polling = true;
@@ -285,69 +285,36 @@ async fn poll_loop(sh: Rc<Shared>, mut conn: HttpConn) {
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!(error = %e, "polling GET failed");
-                sh.fail("transport error");
+                sh.fail(CloseReason::TransportError);
                 return;
             }
         };
         for p in decode_payload(body) {
             match p {
-                Ok(Packet::Close) => {
-                    sh.fail("transport close");
-                    return;
-                }
                 Ok(p) => sh.on_packet(p),
-                Err(_) => {
-                    sh.fail("transport error");
-                    return;
-                }
+                Err(_) => sh.fail(CloseReason::TransportError),
+            }
+            if sh.is_closed() {
+                return;
             }
         }
     }
-}
-
-/// Encoded size of a packet inside a payload (text as is, binary as `b` + base64).
-fn payload_len(p: &OutPacket) -> usize {
-    match p {
-        OutPacket::Text(b) => b.len(),
-        OutPacket::Binary(b) => 1 + b.len().div_ceil(3) * 4,
-    }
-}
-
-/// Takes the packets of the next POST: everything, or less when over `maxPayload` (always at
-/// least one packet).
-pub(crate) fn take_writable(
-    buf: &mut std::collections::VecDeque<OutPacket>,
-    max: usize,
-) -> Vec<OutPacket> {
-    let mut n = buf.len();
-    if max > 0 && buf.len() > 1 {
-        let mut size = 0usize;
-        for (i, p) in buf.iter().enumerate() {
-            size += payload_len(p);
-            if i > 0 && size > max {
-                n = i;
-                break;
-            }
-            size += 1;
-        }
-    }
-    buf.drain(..n).collect()
 }
 
 async fn post_loop(sh: Rc<Shared>, mut conn: HttpConn) {
     loop {
         wait_until(&[&sh.notify], || {
             let st = sh.st.borrow();
-            st.transport != Transport::Polling || (!st.upgrading && !st.write_buf.is_empty())
+            st.transport() != Transport::Polling || (!st.upgrading() && !st.m.queue_empty())
         })
         .await;
         let batch = {
             let mut st = sh.st.borrow_mut();
-            if st.transport != Transport::Polling {
+            if st.transport() != Transport::Polling {
                 return;
             }
             st.posting = true;
-            take_writable(&mut st.write_buf, sh.max_payload)
+            st.m.poll_post(sh.max_payload)
         };
         let mut body = BytesMut::new();
         encode_payload(&batch, &mut body);
@@ -357,7 +324,7 @@ async fn post_loop(sh: Rc<Shared>, mut conn: HttpConn) {
         sh.notify.notify();
         if let Err(e) = res {
             tracing::debug!(error = %e, "polling POST failed");
-            sh.fail("transport error");
+            sh.fail(CloseReason::TransportError);
             return;
         }
     }
@@ -366,24 +333,6 @@ async fn post_loop(sh: Rc<Shared>, mut conn: HttpConn) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn posts_are_cut_at_max_payload() {
-        let t = |s: &str| OutPacket::Text(Bytes::copy_from_slice(s.as_bytes()));
-        let mut q: std::collections::VecDeque<_> =
-            [t("4aaaa"), t("4bbbb"), t("4cccc")].into_iter().collect();
-        // 5 + 1 + 5 = 11 > 10: the second packet waits
-        assert_eq!(take_writable(&mut q, 10).len(), 1);
-        assert_eq!(take_writable(&mut q, 11).len(), 2);
-        let mut q: std::collections::VecDeque<_> = [t("4xxxxxxxxxxxxxxxx")].into_iter().collect();
-        assert_eq!(take_writable(&mut q, 3).len(), 1, "one packet always goes");
-        let mut q: std::collections::VecDeque<_> =
-            [t("4a"), OutPacket::Binary(Bytes::from_static(&[0; 30]))]
-                .into_iter()
-                .collect();
-        assert_eq!(payload_len(&q[1]), 41);
-        assert_eq!(take_writable(&mut q, 0).len(), 2, "0 means no limit");
-    }
 
     /// Reads one request (head and Content-Length body) from a blocking stream.
     fn read_request(c: &mut std::net::TcpStream) -> String {

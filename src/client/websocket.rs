@@ -12,7 +12,8 @@
 use super::engine::Shared;
 use super::notify::wait_until;
 use super::{ClientError, Config, Transport};
-use crate::proto::eio::{OutPacket, Packet};
+use crate::proto::eio::session::Out;
+use crate::proto::eio::{CloseReason, OutPacket, Packet};
 use crate::proto::ws::{
     accept_key, apply_mask, client_frame, close_payload, encode_header, Decoder, Message, OpCode,
     Role,
@@ -24,6 +25,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf
 use monoio::net::TcpStream;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Instant;
 
 /// Largest message accepted from the server.
 const MAX_MESSAGE: usize = 256 << 20;
@@ -225,7 +227,7 @@ async fn read_loop(
         match next_message(&mut r, &mut buf, &mut dec).await {
             Ok(Message::Text(t)) => match Packet::decode_text(t) {
                 Ok(p) => sh.on_packet(p),
-                Err(_) => return sh.fail("transport error"),
+                Err(_) => return sh.fail(CloseReason::TransportError),
             },
             Ok(Message::Binary(b)) => sh.on_packet(Packet::Binary(b)),
             Ok(Message::Ping(p)) => {
@@ -236,8 +238,10 @@ async fn read_loop(
                 sh.notify.notify();
             }
             Ok(Message::Pong(_)) => {}
-            Ok(Message::Close(_)) | Err(ReadErr::Closed) => return sh.fail("transport close"),
-            Err(ReadErr::Protocol) => return sh.fail("transport error"),
+            Ok(Message::Close(_)) | Err(ReadErr::Closed) => {
+                return sh.fail(CloseReason::TransportClose)
+            }
+            Err(ReadErr::Protocol) => return sh.fail(CloseReason::TransportError),
         }
     }
 }
@@ -247,9 +251,9 @@ async fn write_loop(sh: Rc<Shared>, mut w: OwnedWriteHalf<TcpStream>) {
         wait_until(&[&sh.notify], || {
             let st = sh.st.borrow();
             !st.ws_control.is_empty()
-                || (st.transport == Transport::WebSocket
-                    && !st.upgrading
-                    && !st.write_buf.is_empty())
+                || (st.transport() == Transport::WebSocket
+                    && !st.upgrading()
+                    && !st.m.queue_empty())
         })
         .await;
         let out = {
@@ -258,11 +262,12 @@ async fn write_loop(sh: Rc<Shared>, mut w: OwnedWriteHalf<TcpStream>) {
             while let Some(f) = st.ws_control.pop_front() {
                 out.extend_from_slice(&f);
             }
-            if st.transport == Transport::WebSocket && !st.upgrading {
-                while let Some(p) = st.write_buf.pop_front() {
-                    match &p {
-                        OutPacket::Text(t) => put_frame(&mut out, OpCode::Text, t),
-                        OutPacket::Binary(b) => put_frame(&mut out, OpCode::Binary, b),
+            if st.transport() == Transport::WebSocket && !st.upgrading() {
+                while let Some(o) = st.m.poll_transmit() {
+                    match &o {
+                        Out::Eio(OutPacket::Text(t)) => put_frame(&mut out, OpCode::Text, t),
+                        Out::Eio(OutPacket::Binary(b)) => put_frame(&mut out, OpCode::Binary, b),
+                        Out::WsPong(_) | Out::WsClose(_) => {}
                     }
                 }
             }
@@ -273,7 +278,7 @@ async fn write_loop(sh: Rc<Shared>, mut w: OwnedWriteHalf<TcpStream>) {
         sh.st.borrow_mut().ws_writing = false;
         sh.notify.notify();
         if res.is_err() {
-            return sh.fail("transport error");
+            return sh.fail(CloseReason::TransportError);
         }
     }
 }
@@ -297,23 +302,23 @@ pub(crate) async fn probe(sh: Rc<Shared>) {
         Ok(Packet::Pong(d)) if &d[..] == b"probe" => {}
         other => return tracing::debug!(?other, "upgrade probe refused"),
     }
-    sh.st.borrow_mut().upgrading = true;
+    sh.st
+        .borrow_mut()
+        .m
+        .handle_probe(Instant::now(), &sh.timing);
     sh.notify.notify();
     // pause polling: no GET and no POST in flight
     wait_until(&[&sh.notify], || {
         let st = sh.st.borrow();
-        st.closed.is_some() || (!st.polling && !st.posting)
+        st.closed() || !st.upgrading() || (!st.polling && !st.posting)
     })
     .await;
     {
-        let mut st = sh.st.borrow_mut();
-        if st.closed.is_some() {
+        // `5` goes first on the new transport; refused when the upgrade timed out meanwhile
+        let upgrade = Out::Eio(OutPacket::Text(Bytes::from_static(b"5")));
+        if !sh.st.borrow_mut().m.handle_upgrade(vec![upgrade]) {
             return;
         }
-        st.write_buf
-            .push_front(OutPacket::Text(Bytes::from_static(b"5")));
-        st.transport = Transport::WebSocket;
-        st.upgrading = false;
     }
     start(&sh, ws);
     sh.notify.notify();

@@ -140,6 +140,14 @@ impl OutPacket {
     }
 }
 
+/// Encoded size of a packet inside a polling payload (text as is, binary as `b` + base64).
+pub fn payload_len(p: &OutPacket) -> usize {
+    match p {
+        OutPacket::Text(b) => b.len(),
+        OutPacket::Binary(b) => 1 + b.len().div_ceil(3) * 4,
+    }
+}
+
 /// Joins packets into one polling response body.
 pub fn encode_payload<'a>(packets: impl IntoIterator<Item = &'a OutPacket>, out: &mut BytesMut) {
     for (i, p) in packets.into_iter().enumerate() {

@@ -30,7 +30,7 @@ pub enum Side {
 }
 
 /// The transport a session currently uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     /// HTTP long-polling.
     Polling,
@@ -388,6 +388,34 @@ impl Session {
             Out::WsPong(_) => {}
         }
         Some(o)
+    }
+
+    /// The packets of the next polling POST (client side): everything queued, or fewer when
+    /// the encoded payload would pass `max_payload` (0: no limit); at least one packet.
+    pub fn poll_post(&mut self, max_payload: usize) -> Vec<OutPacket> {
+        let mut n = self.out.len();
+        if max_payload > 0 && n > 1 {
+            let mut size = 0usize;
+            for (i, o) in self.out.iter().enumerate() {
+                size += match o {
+                    Out::Eio(p) => super::payload_len(p),
+                    _ => 0,
+                };
+                if i > 0 && size > max_payload {
+                    n = i;
+                    break;
+                }
+                size += 1;
+            }
+        }
+        let mut packets = Vec::with_capacity(n);
+        for o in self.out.drain(..n) {
+            if let Out::Eio(p) = o {
+                self.out_bytes -= p.len();
+                packets.push(p);
+            }
+        }
+        packets
     }
 
     /// Releases the queue's allocation when it is empty (idle sockets keep none).

@@ -249,3 +249,26 @@ fn client_answers_pings_and_times_out_without_them() {
     c.handle_packet(t0, Packet::Noop, &t);
     assert!(!c.is_closed());
 }
+
+#[test]
+fn client_posts_are_cut_at_max_payload() {
+    let t0 = Instant::now();
+    let mut c = Session::new(Side::Client, Transport::Polling, t0, &timing());
+    let none = QueueLimits::default();
+    c.queue(
+        [text("4aaaa"), text("4bbbb"), text("4cccc")],
+        false,
+        false,
+        &none,
+    );
+    // 5 + 1 + 5 = 11 > 10: the second packet waits
+    assert_eq!(c.poll_post(10).len(), 1);
+    assert_eq!(c.poll_post(11).len(), 2);
+    c.queue([text("4xxxxxxxxxxxxxxxx")], false, false, &none);
+    assert_eq!(c.poll_post(3).len(), 1, "one packet always goes");
+    let bin = OutPacket::Binary(Bytes::from_static(&[0; 30]));
+    assert_eq!(super::super::payload_len(&bin), 41);
+    c.queue([text("4a"), bin], false, false, &none);
+    assert_eq!(c.poll_post(0).len(), 2, "0 means no limit");
+    assert!(c.queue_empty());
+}
