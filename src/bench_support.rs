@@ -5,7 +5,7 @@
 use crate::engine::endpoint::EndpointImpl;
 use crate::engine::Handshake;
 use crate::proto::eio::{OutPacket, Transport};
-use crate::rt::{self, Job, Peers};
+use crate::rt::{self, Job, ShardSet};
 use crate::server::EndpointCfg;
 use crate::sio::adapter::{deliver_local, BroadcastMsg, Op};
 use crate::sio::conn::Sess;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// calling thread.
 pub struct FanoutFixture {
     sio: Rc<SioShard>,
-    peers: Arc<Peers>,
+    peers: Arc<ShardSet>,
     sessions: Vec<Rc<Sess>>,
     msg: Arc<BroadcastMsg>,
     rx: crossbeam_channel::Receiver<Job>,
@@ -31,7 +31,7 @@ impl FanoutFixture {
         let cfg = crate::demo::bench(crate::Server::builder())
             .shards(2)
             .config();
-        let (peers, mut rxs) = Peers::new(2, 1 << 16, 1 << 10);
+        let (peers, mut rxs) = ShardSet::new(2, 1 << 16, 1 << 10);
         rt::Shard::install(0, peers.clone());
         let EndpointCfg::SocketIo(engine, sio) = &cfg.endpoints[0] else {
             unreachable!("the Socket.IO endpoint comes first")

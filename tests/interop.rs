@@ -19,23 +19,11 @@ fn interop_server(shards: usize, driver: Driver) -> ringio::RunningServer {
         .expect("listen")
 }
 
-fn ensure_node_modules(js: &Path) {
-    if js.join("node_modules/socket.io-client").exists() {
-        return;
-    }
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(js)
-        .status()
-        .expect("npm is required for the interop tests (Node.js 18+)");
-    assert!(st.success(), "npm ci in tests/js failed");
-}
-
 #[test]
 fn official_js_client_against_ringio() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let js = root.join("tests/js");
-    ensure_node_modules(&js);
+    common::node::ensure_node_modules(&js, "node_modules/socket.io-client");
     let mut failures = Vec::new();
     for (driver, shards) in [
         (Driver::Auto, 1),

@@ -98,8 +98,13 @@ pub use crate::proto::eio::Transport;
 pub enum ClientError {
     /// The builder's settings are unusable (bad URL, no transport).
     InvalidConfig(String),
-    /// A socket error.
-    Io(String),
+    /// A socket error: its kind and its text.
+    Io {
+        /// What kind of error (`ConnectionRefused`, `UnexpectedEof`, ...).
+        kind: std::io::ErrorKind,
+        /// The error's text.
+        message: String,
+    },
     /// An HTTP response other than the expected one: status (0 for a malformed response) and
     /// body.
     Http(u16, String),
@@ -117,7 +122,7 @@ impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientError::InvalidConfig(m) => write!(f, "invalid configuration: {m}"),
-            ClientError::Io(m) => write!(f, "connection error: {m}"),
+            ClientError::Io { message, .. } => write!(f, "connection error: {message}"),
             ClientError::Http(code, body) => write!(f, "unexpected HTTP response {code}: {body}"),
             ClientError::WebSocket(m) => write!(f, "websocket error: {m}"),
             ClientError::Handshake(m) => write!(f, "handshake error: {m}"),
@@ -128,6 +133,15 @@ impl std::fmt::Display for ClientError {
 }
 
 impl std::error::Error for ClientError {}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        ClientError::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
 
 /// Resolved client settings.
 pub(crate) struct Config {

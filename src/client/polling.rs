@@ -34,7 +34,7 @@ enum ReqError {
 
 impl From<std::io::Error> for ReqError {
     fn from(e: std::io::Error) -> Self {
-        ReqError::Failed(ClientError::Io(e.to_string()))
+        ReqError::Failed(e.into())
     }
 }
 
@@ -103,7 +103,7 @@ impl HttpConn {
             if !reused {
                 let s = TcpStream::connect(self.cfg.target.addr.as_str())
                     .await
-                    .map_err(|e| ClientError::Io(e.to_string()))?;
+                    .map_err(ClientError::from)?;
                 let _ = s.set_nodelay(true);
                 self.stream = Some(s);
                 self.buf.clear();
@@ -123,7 +123,10 @@ impl HttpConn {
                 Err(ReqError::Stale) if reused => self.stream = None,
                 Err(ReqError::Stale) => {
                     self.stream = None;
-                    return Err(ClientError::Io("connection closed by the server".into()));
+                    return Err(ClientError::Io {
+                        kind: std::io::ErrorKind::UnexpectedEof,
+                        message: "connection closed by the server".into(),
+                    });
                 }
                 Err(ReqError::Failed(e)) => {
                     self.stream = None;

@@ -105,7 +105,7 @@ async fn next_message<R: AsyncReadRent>(
 impl WsConn {
     /// Connects and performs the upgrade handshake (`sid` when probing from polling).
     pub async fn connect(cfg: &Config, sid: Option<&str>) -> Result<WsConn, ClientError> {
-        let io = |e: std::io::Error| ClientError::Io(e.to_string());
+        let io = ClientError::from;
         let mut stream = TcpStream::connect(cfg.target.addr.as_str())
             .await
             .map_err(io)?;
@@ -205,7 +205,7 @@ impl WsConn {
 
     async fn send_raw(&mut self, frame: Bytes) -> Result<(), ClientError> {
         let (res, _) = self.stream.write_all(frame).await;
-        res.map(|_| ()).map_err(|e| ClientError::Io(e.to_string()))
+        res.map(|_| ()).map_err(ClientError::from)
     }
 }
 

@@ -7,6 +7,7 @@
 //! never with an operation in flight).
 
 use super::endpoint::{Endpoint, PollRequest};
+use super::EndpointId;
 use crate::proto::eio::{CloseReason, Sid};
 use crate::proto::http::{self, EioError, Head, Method};
 use crate::rt::{self, sys};
@@ -78,7 +79,7 @@ enum Next {
     /// Hand the connection to the WebSocket code of endpoint `ep` (boxed: the head is large).
     WebSocket {
         head: Box<Head>,
-        ep: usize,
+        ep: EndpointId,
         sid: Option<Sid>,
     },
 }
@@ -166,8 +167,7 @@ async fn request(stream: &mut TcpStream, buf: &mut BytesMut, head: Head, peer: S
         }
         Route::Handshake => {
             let open = ep.clone().open_polling(&head, peer);
-            let ct = "text/plain; charset=UTF-8";
-            http::response(200, ct, &open, &cfg.cors, head.origin(), head.keep_alive)
+            http::payload_response(&open, &cfg.cors, head.origin(), head.keep_alive)
         }
         Route::Poll(sid) => match poll(stream, buf, &head, ep_idx, &ep, sid).await {
             Some(r) => r,
@@ -187,7 +187,7 @@ async fn poll(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     head: &Head,
-    ep_idx: usize,
+    ep_idx: EndpointId,
     ep: &Rc<dyn Endpoint>,
     sid: Sid,
 ) -> Option<Bytes> {
@@ -231,7 +231,7 @@ async fn poll(
 
 /// Sends a polling request to the owner shard of its session; the future gives its answer.
 fn forward(
-    ep_idx: usize,
+    ep_idx: EndpointId,
     req: PollRequest,
     head: &Head,
     cfg: &super::EngineConfig,
@@ -263,7 +263,7 @@ fn forward(
 async fn websocket(
     mut stream: TcpStream,
     head: Head,
-    ep_idx: usize,
+    ep_idx: EndpointId,
     sid: Option<Sid>,
     mut buf: BytesMut,
     peer: SocketAddr,
@@ -294,7 +294,7 @@ async fn websocket(
 }
 
 /// Takes over a WebSocket connection moved here from another shard.
-async fn adopt_ws(fd: OwnedFd, head: Head, ep_idx: usize, sid: Sid, leftover: Bytes) {
+async fn adopt_ws(fd: OwnedFd, head: Head, ep_idx: EndpointId, sid: Sid, leftover: Bytes) {
     let std_stream = std::net::TcpStream::from(fd);
     let _ = std_stream.set_nonblocking(true);
     let peer = std_stream
@@ -367,7 +367,7 @@ fn route(head: &Head, ep: &dyn Endpoint) -> Route {
 }
 
 /// Closes a session on its owner shard (this one, or through the owner's inbox).
-fn close_session(ep_idx: usize, sid: Sid, reason: CloseReason) {
+fn close_session(ep_idx: EndpointId, sid: Sid, reason: CloseReason) {
     let sh = rt::shard();
     if sid.shard() == sh.id {
         super::local().endpoint(ep_idx).close_session(sid, reason);
@@ -386,7 +386,7 @@ fn close_session(ep_idx: usize, sid: Sid, reason: CloseReason) {
 /// ends cleanly: closing the session answers it).
 async fn watch_get(
     stream: &TcpStream,
-    ep_idx: usize,
+    ep_idx: EndpointId,
     sid: Sid,
     resp: impl Future<Output = Bytes>,
 ) -> Option<Bytes> {

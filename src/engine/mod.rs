@@ -43,6 +43,10 @@ pub trait App: Sized + 'static {
     fn on_app_timer(&self, _sess: &Rc<Session<Self>>) {}
 }
 
+/// Names an endpoint: its index among the server's endpoints, the same on every shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EndpointId(usize);
+
 /// The engine's state on one shard.
 pub(crate) struct EngineShard {
     endpoints: Vec<Rc<dyn Endpoint>>,
@@ -70,12 +74,12 @@ pub struct EndpointsBuilder {
 }
 
 impl EndpointsBuilder {
-    /// Adds an endpoint running `app`; returns its index.
-    pub fn add<A: App>(&mut self, cfg: EngineConfig, limits: &EngineLimits, app: A) -> usize {
-        let index = self.endpoints.len();
+    /// Adds an endpoint running `app`.
+    pub fn add<A: App>(&mut self, cfg: EngineConfig, limits: &EngineLimits, app: A) -> EndpointId {
+        let id = EndpointId(self.endpoints.len());
         let ep: Rc<dyn Endpoint> = EndpointImpl::new(cfg, limits.queue, app);
         self.endpoints.push(ep);
-        index
+        id
     }
 
     /// Makes these the endpoints of the current shard.
@@ -90,13 +94,16 @@ impl EndpointsBuilder {
 
 impl EngineShard {
     /// The endpoint whose path covers `path`.
-    pub fn endpoint_for(&self, path: &str) -> Option<usize> {
-        self.endpoints.iter().position(|e| e.cfg().matches(path))
+    pub fn endpoint_for(&self, path: &str) -> Option<EndpointId> {
+        self.endpoints
+            .iter()
+            .position(|e| e.cfg().matches(path))
+            .map(EndpointId)
     }
 
-    /// Endpoint `i`.
-    pub fn endpoint(&self, i: usize) -> Rc<dyn Endpoint> {
-        self.endpoints[i].clone()
+    /// An endpoint of this shard.
+    pub fn endpoint(&self, id: EndpointId) -> Rc<dyn Endpoint> {
+        self.endpoints[id.0].clone()
     }
 }
 
@@ -130,6 +137,6 @@ pub async fn shutdown() {
 
 /// Open sessions of endpoint `ep` on this shard (`engine.clientsCount` is their sum over
 /// shards).
-pub fn sessions(ep: usize) -> usize {
-    local().endpoints[ep].sessions()
+pub fn sessions(ep: EndpointId) -> usize {
+    local().endpoint(ep).sessions()
 }

@@ -10,22 +10,6 @@ use bytes::{Bytes, BytesMut};
 use std::future::poll_fn;
 use std::rc::Rc;
 
-/// The 200 answer of a polling request (an Engine.IO payload, or a POST's `ok`).
-pub(crate) fn ok_response(
-    body: &[u8],
-    html: bool,
-    cors: &http::Cors,
-    origin: Option<&str>,
-    keep_alive: bool,
-) -> Bytes {
-    let ctype = if html {
-        "text/html"
-    } else {
-        "text/plain; charset=UTF-8"
-    };
-    http::response(200, ctype, body, cors, origin, keep_alive)
-}
-
 /// Serves a polling GET or POST; returns the full HTTP response.
 pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> Bytes {
     let cors = &ep.cfg.cors;
@@ -34,7 +18,7 @@ pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> 
     let err = |e: EioError| http::error_response(e, cors, origin, keep_alive);
     let Some(sess) = ep.lookup(req.sid) else {
         if req.method == Method::Get && ep.take_tombstone(req.sid) {
-            return ok_response(b"6", false, cors, origin, keep_alive);
+            return http::payload_response(b"6", cors, origin, keep_alive);
         }
         return err(EioError::UnknownSid);
     };
@@ -54,7 +38,7 @@ pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> 
         sess.request_done(true);
         let mut body = BytesMut::new();
         eio::encode_payload(&packets, &mut body);
-        ok_response(&body, false, cors, origin, keep_alive)
+        http::payload_response(&body, cors, origin, keep_alive)
     } else {
         for p in eio::decode_payload(req.body) {
             match p {
@@ -66,6 +50,6 @@ pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> 
             }
         }
         sess.request_done(false);
-        ok_response(b"ok", true, cors, origin, keep_alive)
+        http::response(200, "text/html", b"ok", cors, origin, keep_alive)
     }
 }

@@ -34,7 +34,7 @@ const TOKEN_ENGINE: u8 = 0;
 const TOKEN_APP: u8 = 1;
 
 /// The transport handles (one kind at a time).
-pub(crate) enum Io {
+pub(crate) enum TransportIo {
     /// Polling: the waker of a GET waiting for packets.
     Polling(Option<Waker>),
     /// WebSocket: the write half (taken by the flush task while it writes) and the fd.
@@ -47,15 +47,15 @@ pub(crate) enum Io {
 
 pub(crate) struct State {
     pub m: Machine,
-    pub io: Io,
+    pub io: TransportIo,
 }
 
 impl State {
     /// The transport can take a frame now (volatile packets are dropped otherwise).
     fn transport_ready(&self) -> bool {
         match &self.io {
-            Io::Polling(w) => w.is_some(),
-            Io::Ws {
+            TransportIo::Polling(w) => w.is_some(),
+            TransportIo::Ws {
                 writer, writing, ..
             } => writer.is_some() && !writing,
         }
@@ -82,12 +82,12 @@ impl<A: App> Session<A> {
         let sh = rt::shard();
         let now = Instant::now();
         let io = match ws {
-            Some((w, fd)) => Io::Ws {
+            Some((w, fd)) => TransportIo::Ws {
                 writer: Some(w),
                 fd,
                 writing: false,
             },
-            None => Io::Polling(None),
+            None => TransportIo::Polling(None),
         };
         let sess = Rc::new(Session {
             sid: Sid::new(sh.id),
@@ -255,27 +255,11 @@ impl<A: App> Session<A> {
     }
 
     fn on_closed(self: &Rc<Self>, reason: CloseReason, tombstone: bool) {
-        {
-            let mut st = self.st.borrow_mut();
-            let st = &mut *st;
-            match &mut st.io {
-                Io::Polling(w) => {
-                    if let Some(w) = w.take() {
-                        w.wake();
-                    }
-                }
-                Io::Ws {
-                    writer,
-                    fd,
-                    writing,
-                } => {
-                    if !*writing && writer.is_some() {
-                        *writing = true;
-                        monoio::spawn(writer::flush(self.clone()));
-                    } else if writer.is_none() && !*writing {
-                        sys::shutdown_fd(*fd);
-                    }
-                }
+        // a waiting GET gets its final answer; a WebSocket writes its close frame, or is shut
+        // down when no writer is left to do it
+        if !self.wake() {
+            if let TransportIo::Ws { fd, .. } = self.st.borrow().io {
+                sys::shutdown_fd(fd);
             }
         }
         if tombstone {
@@ -286,22 +270,26 @@ impl<A: App> Session<A> {
         tracing::debug!(sid = %self.sid, %reason, "session closed");
     }
 
-    /// Wakes the transport: a waiting GET, or a flush task for the WebSocket.
-    fn wake(self: &Rc<Self>) {
+    /// Wakes the transport: a waiting GET, or a flush task for the WebSocket (spawned only
+    /// when none runs). False for a WebSocket without a writer: one that has no write half
+    /// left (it failed or sent its close frame).
+    fn wake(self: &Rc<Self>) -> bool {
         let mut st = self.st.borrow_mut();
         match &mut st.io {
-            Io::Polling(w) => {
+            TransportIo::Polling(w) => {
                 if let Some(w) = w.take() {
                     w.wake();
                 }
+                true
             }
-            Io::Ws {
+            TransportIo::Ws {
                 writer, writing, ..
             } => {
                 if !*writing && writer.is_some() {
                     *writing = true;
                     monoio::spawn(writer::flush(self.clone()));
                 }
+                *writing || writer.is_some()
             }
         }
     }
@@ -312,7 +300,7 @@ impl<A: App> Session<A> {
         match st.m.poll_payload() {
             Payload::Ready(p) => Poll::Ready(p),
             Payload::Wait => {
-                st.io = Io::Polling(Some(cx.waker().clone()));
+                st.io = TransportIo::Polling(Some(cx.waker().clone()));
                 Poll::Pending
             }
         }
@@ -334,7 +322,7 @@ impl<A: App> Session<A> {
         let mut st = self.st.borrow_mut();
         if get {
             st.m.get_done();
-            if let Io::Polling(w) = &mut st.io {
+            if let TransportIo::Polling(w) = &mut st.io {
                 *w = None;
             }
         } else {
@@ -347,7 +335,7 @@ impl<A: App> Session<A> {
         let timing = &self.ep.timing;
         self.input(|m| m.handle_probe(Instant::now(), timing));
         // a waiting GET is answered `6` while the upgrade runs
-        if let Io::Polling(w) = &mut self.st.borrow_mut().io {
+        if let TransportIo::Polling(w) = &mut self.st.borrow_mut().io {
             if let Some(w) = w.take() {
                 w.wake();
             }
@@ -368,9 +356,9 @@ impl<A: App> Session<A> {
                 return false;
             }
             // a waiting GET is answered `6` (the transport is no longer polling)
-            if let Io::Polling(Some(wk)) = std::mem::replace(
+            if let TransportIo::Polling(Some(wk)) = std::mem::replace(
                 &mut st.io,
-                Io::Ws {
+                TransportIo::Ws {
                     writer: Some(w),
                     fd,
                     writing: false,

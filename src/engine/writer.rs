@@ -5,7 +5,7 @@
 //! is computed here (2-10 bytes) so one payload serves every recipient. Up to `BATCH` frames go
 //! out in one `writev`.
 
-use super::session::{Io, Session};
+use super::session::{Session, TransportIo};
 use super::App;
 use crate::proto::eio::session::Out;
 use crate::proto::eio::{CloseReason, OutPacket};
@@ -133,7 +133,7 @@ fn take_writer<A: App>(
 ) -> Option<monoio::io::OwnedWriteHalf<monoio::net::TcpStream>> {
     let mut st = sess.st.borrow_mut();
     match &mut st.io {
-        Io::Ws {
+        TransportIo::Ws {
             writer, writing, ..
         } => {
             let w = writer.take();
@@ -142,7 +142,7 @@ fn take_writer<A: App>(
             }
             w
         }
-        Io::Polling(_) => None,
+        TransportIo::Polling(_) => None,
     }
 }
 
@@ -188,7 +188,7 @@ pub(crate) async fn flush<A: App>(sess: Rc<Session<A>>) {
     let fd = {
         let mut st = sess.st.borrow_mut();
         let st = &mut *st;
-        let Io::Ws {
+        let TransportIo::Ws {
             writer,
             fd,
             writing,

@@ -38,20 +38,20 @@ pub struct ShardMetrics {
 }
 
 /// What every shard can reach of every other: inboxes, the presence table, counters.
-pub struct Peers {
+pub struct ShardSet {
     inboxes: Vec<Inbox>,
     /// The room presence table.
     pub presence: Presence,
     metrics: Vec<ShardMetrics>,
 }
 
-impl Peers {
+impl ShardSet {
     /// Inboxes for `n` shards of `capacity` jobs each; returns the receivers, by shard id.
     pub fn new(
         n: usize,
         capacity: usize,
         presence_slots: usize,
-    ) -> (Arc<Peers>, Vec<Receiver<Job>>) {
+    ) -> (Arc<ShardSet>, Vec<Receiver<Job>>) {
         let mut rxs = Vec::with_capacity(n);
         let mut inboxes = Vec::with_capacity(n);
         for _ in 0..n {
@@ -63,7 +63,7 @@ impl Peers {
                 full: AtomicU64::new(0),
             });
         }
-        let peers = Peers {
+        let peers = ShardSet {
             inboxes,
             presence: Presence::new(presence_slots),
             metrics: (0..n).map(|_| ShardMetrics::default()).collect(),

@@ -1,7 +1,7 @@
 //! The shard core: one thread per core, its monoio runtime, and what a shard needs to talk to
 //! the others. Layers above install their own per-shard state; this layer knows none of them.
 //!
-//! Owns: the shard's identity and [`Peers`] (inboxes of [`Job`]s, presence table, counters),
+//! Owns: the shard's identity and [`ShardSet`] (inboxes of [`Job`]s, presence table, counters),
 //! the ordered post with its overflow queue, the timer heap, the inbox task, listeners and
 //! small system helpers.
 //!
@@ -13,7 +13,7 @@ pub mod presence;
 pub mod sys;
 pub mod timers;
 
-pub use inbox::{Job, Peers, ShardMetrics};
+pub use inbox::{Job, ShardMetrics, ShardSet};
 pub use presence::Presence;
 pub use timers::{Timed, Timers};
 
@@ -28,10 +28,10 @@ use std::task::Poll;
 
 /// A shard's own state, reachable from anywhere on its thread through [`shard()`].
 pub struct Shard {
-    /// This shard's id (its index in [`Peers`]).
+    /// This shard's id (its index in [`ShardSet`]).
     pub id: usize,
     /// Every shard's inbox, the presence table, the counters.
-    pub peers: Arc<Peers>,
+    pub peers: Arc<ShardSet>,
     /// The timer heap (its task is spawned by [`Shard::run`]).
     pub timers: Rc<Timers>,
     overflow: RefCell<HashMap<usize, VecDeque<Job>>>,
@@ -56,7 +56,7 @@ pub fn try_shard() -> Option<Rc<Shard>> {
 
 impl Shard {
     /// Makes this thread shard `id` of `peers`.
-    pub fn install(id: usize, peers: Arc<Peers>) -> Rc<Shard> {
+    pub fn install(id: usize, peers: Arc<ShardSet>) -> Rc<Shard> {
         let sh = Rc::new(Shard {
             id,
             peers,

@@ -5,7 +5,7 @@
 use super::{Config, Driver, EndpointCfg};
 use crate::engine::raw::RawApp;
 use crate::engine::{self, EndpointsBuilder};
-use crate::rt::{self, Job, Peers};
+use crate::rt::{self, Job, ShardSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ pub(crate) fn install_layers(cfg: &Config) {
 pub(crate) fn run_shard(
     id: usize,
     cfg: Arc<Config>,
-    peers: Arc<Peers>,
+    peers: Arc<ShardSet>,
     listener: std::net::TcpListener,
     rx: crossbeam_channel::Receiver<Job>,
     ready: std::sync::mpsc::Sender<()>,
@@ -70,7 +70,7 @@ pub(crate) fn run_shard(
 async fn shard_main(
     id: usize,
     cfg: Arc<Config>,
-    peers: Arc<Peers>,
+    peers: Arc<ShardSet>,
     listener: std::net::TcpListener,
     rx: crossbeam_channel::Receiver<Job>,
     ready: std::sync::mpsc::Sender<()>,

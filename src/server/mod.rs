@@ -10,7 +10,7 @@ mod builder;
 pub use builder::{EngineHandlerFactory, ServerBuilder};
 
 use crate::engine::{EngineConfig, EngineLimits};
-use crate::rt::Peers;
+use crate::rt::ShardSet;
 use crate::sio::SioConfig;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -54,7 +54,7 @@ pub struct Server {
 /// A running server: its address, and the handle to stop it.
 pub struct RunningServer {
     addr: SocketAddr,
-    peers: Arc<Peers>,
+    peers: Arc<ShardSet>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -69,7 +69,7 @@ impl Server {
         let n = self.cfg.shards;
         let listeners = crate::rt::listener::bind_shards(addr, n)?;
         let addr = listeners[0].local_addr()?;
-        let (peers, rxs) = Peers::new(n, self.cfg.inbox_capacity, self.cfg.presence_slots);
+        let (peers, rxs) = ShardSet::new(n, self.cfg.inbox_capacity, self.cfg.presence_slots);
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(n);

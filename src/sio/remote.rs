@@ -5,7 +5,7 @@ use super::local;
 use super::socket::Socket;
 use crate::proto::sio::args::{to_writer, IntoArgs};
 use crate::proto::sio::{encode_packet, SocketId};
-use crate::rt::{self, Peers};
+use crate::rt::{self, ShardSet};
 use std::sync::Arc;
 
 /// A socket as returned by `fetch_sockets`: a snapshot that can cross shards and threads, with
@@ -30,7 +30,7 @@ pub struct RemoteSocket {
     pub auth: String,
     /// The socket's shared data ([`Socket::set_shared_data`]) as raw JSON, if any.
     pub data: Option<String>,
-    peers: Arc<Peers>,
+    peers: Arc<ShardSet>,
 }
 
 impl std::fmt::Debug for RemoteSocket {

@@ -5,6 +5,8 @@
 //! Every read has a timeout, so a misbehaving server fails a test instead of hanging it.
 #![allow(dead_code)]
 
+pub mod node;
+
 use bytes::BytesMut;
 use ringio::proto::ws::{accept_key, client_frame, Decoder, Message, OpCode, Role};
 use ringio::{
