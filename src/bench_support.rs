@@ -1,6 +1,8 @@
 //! Fixtures for the criterion benches (not part of the public API): a shard installed on the
 //! bench thread, with in-memory sessions and sockets (no sockets, no runtime), so that the
 //! fan-out path can be measured without syscalls.
+//!
+//! Must not: be used outside the benches (it installs a shard on the calling thread).
 
 use crate::engine::endpoint::EndpointImpl;
 use crate::engine::Handshake;

@@ -1,5 +1,7 @@
 //! Ready-made handler sets: the demo/bench set of `ringio serve` and the set of `ringio
 //! conformance`. They double as examples of the API.
+//!
+//! Must not: use anything but the public API (they are examples).
 
 use crate::{AckSender, EngineMessage, RawArgs, ServerBuilder, Socket};
 use std::sync::atomic::{AtomicU64, Ordering};

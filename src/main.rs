@@ -1,5 +1,7 @@
 //! The `ringio` binary: `serve` (the demo/bench handler set) and `conformance` (the handler set
 //! the official protocol suites need).
+//!
+//! Must not: contain server logic (it parses options and calls the library).
 
 use clap::{Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};

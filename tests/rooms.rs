@@ -7,8 +7,13 @@ mod common;
 
 use common::{sid_shard, Ws, WsEvent};
 use ringio::proto::ws::Message;
-use ringio::{AckSender, Driver, Io, RunningServer, Server, ServerBuilder, Socket};
+use ringio::{AckSender, Driver, Io, RemoteSocket, RunningServer, Server, ServerBuilder, Socket};
 use std::collections::HashSet;
+use std::sync::mpsc;
+use std::sync::OnceLock;
+
+/// Where the `handoff` handler sends fetched sockets (to the test's own thread).
+static HANDOFF: OnceLock<mpsc::Sender<Vec<RemoteSocket>>> = OnceLock::new();
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -106,6 +111,16 @@ fn server(
             |_s: Socket, (tag,): (String,), ack: AckSender| {
                 Io::of("/").volatile().emit("x", (tag,));
                 ack.send((true,));
+            },
+        );
+        // fetched sockets handed to the test thread (off every shard)
+        ns.on_async(
+            "handoff",
+            |_s: Socket, (room,): (String,), ack: AckSender| async move {
+                let found = Io::of("/").to(&room).fetch_sockets().await;
+                let n = found.len();
+                let _ = HANDOFF.get().expect("set by the test").send(found);
+                ack.send((n,));
             },
         );
         // RemoteSocket operations on fetched sockets: they reach each socket on its own shard
@@ -703,5 +718,53 @@ fn local_volatile_and_remote_socket_operations() {
             "join on RemoteSocket"
         );
         srv.shutdown();
+    }
+}
+
+#[test]
+fn remote_socket_works_off_shard() {
+    let (tx, rx) = mpsc::channel();
+    HANDOFF.set(tx).expect("one test sets it");
+    for driver in [Driver::Auto, Driver::Epoll] {
+        let srv = server(2, driver, |b| b);
+        let mut cs = clients(srv.local_addr(), 6, 2);
+        for c in cs.iter_mut() {
+            c.call("\"join\",\"h\"", Duration::from_secs(2));
+        }
+        let n = cs.len();
+        let got = cs[0].call("\"handoff\",\"h\"", Duration::from_secs(3));
+        assert_eq!(got, format!("[{n}]"));
+        let found = rx.recv_timeout(Duration::from_secs(3)).unwrap();
+        assert_eq!(found.len(), n);
+        // this thread is no shard: each operation is a job posted to the socket's owner
+        for r in &found {
+            r.emit("x", ("from-thread",)).unwrap();
+            r.join("thread-room").unwrap();
+            r.leave("h").unwrap();
+        }
+        pump_all(&mut cs, Duration::from_secs(2), |cs| {
+            cs.iter()
+                .all(|c| c.events.iter().any(|e| e.contains("from-thread")))
+        });
+        for c in cs.iter() {
+            let hits = c
+                .events
+                .iter()
+                .filter(|e| e.contains("from-thread"))
+                .count();
+            assert_eq!(hits, 1, "one emit from the test thread ({driver:?})");
+        }
+        assert_eq!(
+            cs[1].call("\"fetch\",\"h\"", Duration::from_secs(3)),
+            "[[]]"
+        );
+        let mut ids: Vec<String> = cs.iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        let joined = cs[1].call("\"fetch\",\"thread-room\"", Duration::from_secs(3));
+        assert_eq!(joined, sonic_rs::to_string(&(ids,)).unwrap());
+        // a RemoteSocket outlives its server: its operations fail instead of panicking
+        srv.shutdown();
+        let r = found[0].emit("x", ("late",));
+        assert_eq!(r, Err(ringio::RemoteError::Gone));
     }
 }

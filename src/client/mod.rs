@@ -68,6 +68,8 @@
 //!   namespaces with [`Client::socket`].
 //! - Volatile emits are dropped only while disconnected (not while a write is in flight).
 //! - A zero `reconnection_delay` means no delay (the JavaScript client falls back to 1 s).
+//!
+//! Must not: depend on the server layers (engine, sio, server); it shares only `proto` with them.
 
 #![warn(missing_docs)]
 

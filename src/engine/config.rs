@@ -1,5 +1,7 @@
 //! Engine.IO options of one endpoint (Node's names and defaults) and the handshake details a
 //! session keeps.
+//!
+//! Must not: hold per-shard or per-session state.
 
 use crate::proto::eio::session::{QueueLimits, Timing};
 use crate::proto::http::{Cors, Head};

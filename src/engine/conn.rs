@@ -5,6 +5,8 @@
 //! its body); the owner answers with the complete HTTP response. A WebSocket upgrade whose sid
 //! belongs to another shard moves its file descriptor to the owner (after a completed read,
 //! never with an operation in flight).
+//!
+//! Must not: look inside a session (the endpoint and its sessions do that) or know what a message means.
 
 use super::endpoint::{Endpoint, PollRequest};
 use super::EndpointId;

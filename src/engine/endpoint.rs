@@ -2,6 +2,8 @@
 //!
 //! [`EndpointImpl`] is generic over the application; the connection code reaches it through
 //! the object-safe [`Endpoint`] trait, once per request (the per-message paths stay generic).
+//!
+//! Must not: parse requests (conn.rs does) or know what a message means.
 
 use super::config::{EngineConfig, Handshake};
 use super::conn::ConnGuard;

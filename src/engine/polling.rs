@@ -1,5 +1,7 @@
 //! HTTP long-polling on the session's owner shard: a GET waits for packets, a POST carries
 //! packets from the client. One GET and one POST at a time (the state machine enforces it).
+//!
+//! Must not: decide protocol rules (the state machine does) or read request bodies (conn.rs does).
 
 use super::endpoint::{EndpointImpl, PollRequest};
 use super::App;

@@ -1,5 +1,7 @@
 //! A raw Engine.IO endpoint: messages in and out without Socket.IO (Node's `engine.io`
 //! server; the official Engine.IO suite talks to one).
+//!
+//! Must not: know Socket.IO.
 
 use super::{App, Session};
 use crate::proto::eio::{CloseReason, OutPacket, Packet};

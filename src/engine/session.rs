@@ -9,6 +9,8 @@
 //! [`Session::settle`] acts on what changed (wake the transport, reschedule the deadline, run
 //! the close). A flush task is spawned only while frames are queued: idle sockets have no
 //! writer task and no write buffer.
+//!
+//! Must not: decide protocol rules (the state machine in proto does) or know what a message means.
 
 use super::config::Handshake;
 use super::endpoint::EndpointImpl;

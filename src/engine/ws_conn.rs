@@ -3,6 +3,8 @@
 //!
 //! The write half lives in the session (see `writer`); this task only reads. Protocol errors
 //! from the frame codec close the connection with their close code (1002, 1007, 1009).
+//!
+//! Must not: write to the socket after the handshake (the session's writer does), or know what a message means.
 
 use super::config::Handshake;
 use super::conn::ConnGuard;

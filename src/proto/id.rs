@@ -4,6 +4,8 @@
 //! The shard suffix is what lets any shard route a polling request, a WebSocket upgrade or a
 //! message for a socket to its owner without a shared table. Randomness is not a clock read:
 //! the sans-IO rule holds.
+//!
+//! Must not: read the clock.
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -18,6 +18,23 @@ use std::sync::Arc;
 /// Work for another shard, run there on its thread.
 pub type Job = Box<dyn FnOnce() + Send>;
 
+/// A job an inbox did not take, given back.
+pub enum PostError {
+    /// The inbox is full (counted); the shard is alive.
+    Full(Job),
+    /// The shard has stopped.
+    Stopped(Job),
+}
+
+impl PostError {
+    /// The job that was not posted.
+    pub fn into_job(self) -> Job {
+        match self {
+            PostError::Full(j) | PostError::Stopped(j) => j,
+        }
+    }
+}
+
 /// The inbox of one shard, shared with every other shard.
 pub struct Inbox {
     tx: Sender<Job>,
@@ -83,7 +100,7 @@ impl ShardSet {
 
     /// Posts a job to shard `to`; never blocks. Gives the job back when the inbox is full or
     /// the shard has stopped.
-    pub fn try_post(&self, to: usize, job: Job) -> Result<(), Job> {
+    pub fn try_post(&self, to: usize, job: Job) -> Result<(), PostError> {
         let inbox = &self.inboxes[to];
         match inbox.tx.try_send(job) {
             Ok(()) => {
@@ -93,9 +110,9 @@ impl ShardSet {
             Err(TrySendError::Full(j)) => {
                 inbox.full.fetch_add(1, Ordering::Relaxed);
                 inbox.waker.wake();
-                Err(j)
+                Err(PostError::Full(j))
             }
-            Err(TrySendError::Disconnected(j)) => Err(j),
+            Err(TrySendError::Disconnected(j)) => Err(PostError::Stopped(j)),
         }
     }
 

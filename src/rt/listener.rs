@@ -1,6 +1,8 @@
 //! Listening sockets: one `SO_REUSEPORT` socket per shard, created up front so that a port
 //! already held by another process is refused (with `SO_REUSEPORT` alone, a second server on
 //! the same port would silently share its traffic).
+//!
+//! Must not: accept connections (the engine does).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};

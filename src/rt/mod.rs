@@ -13,7 +13,7 @@ pub mod presence;
 pub mod sys;
 pub mod timers;
 
-pub use inbox::{Job, ShardMetrics, ShardSet};
+pub use inbox::{Job, PostError, ShardMetrics, ShardSet};
 pub use presence::Presence;
 pub use timers::{Timed, Timers};
 
@@ -80,16 +80,16 @@ impl Shard {
     }
 
     /// Runs `job` on shard `dest`, after every job this shard posted to `dest` before (here
-    /// too when `dest` is this shard). Never blocks and never drops: while `dest`'s inbox is
-    /// full, jobs wait in this shard's overflow queue for `dest` (counted), retried every
-    /// millisecond in order.
+    /// too when `dest` is this shard). Never blocks and never drops while `dest` runs: while
+    /// its inbox is full, jobs wait in this shard's overflow queue for `dest` (counted),
+    /// retried every millisecond in order. Jobs for a stopped shard are dropped.
     pub fn post(self: &Rc<Self>, dest: usize, job: Job) {
         let mut overflow = self.overflow.borrow_mut();
         let q = overflow.entry(dest).or_default();
         if q.is_empty() {
             match self.peers.try_post(dest, job) {
-                Ok(()) => return,
-                Err(j) => q.push_back(j),
+                Ok(()) | Err(PostError::Stopped(_)) => return,
+                Err(PostError::Full(j)) => q.push_back(j),
             }
         } else {
             q.push_back(job);
@@ -106,9 +106,13 @@ impl Shard {
             let mut overflow = self.overflow.borrow_mut();
             for (&dest, q) in overflow.iter_mut() {
                 while let Some(j) = q.pop_front() {
-                    if let Err(j) = self.peers.try_post(dest, j) {
-                        q.push_front(j);
-                        break;
+                    match self.peers.try_post(dest, j) {
+                        Ok(()) => {}
+                        Err(PostError::Full(j)) => {
+                            q.push_front(j);
+                            break;
+                        }
+                        Err(PostError::Stopped(_)) => q.clear(),
                     }
                 }
             }

@@ -4,6 +4,8 @@
 //! Only shard i writes bit i, synchronously on its local 0 -> 1 and 1 -> 0 transitions of a
 //! slot, so a broadcast issued after a `join()` returned always sees the join. Collisions cost
 //! an extra cross-shard message, never a lost one: each shard looks rooms up by full name.
+//!
+//! Must not: store room names (only hashes: each shard checks names itself).
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,7 @@
 //! Small system helpers shared by the engine's connection code (each `unsafe` block here says
 //! why it is sound).
+//!
+//! Must not: grow into a second runtime: only what monoio does not offer.
 
 use monoio::io::OwnedReadHalf;
 use monoio::net::TcpStream;

@@ -1,6 +1,8 @@
 //! The boot of each shard: its runtime (io_uring, falling back to epoll), then each layer's
 //! per-shard state in order (runtime core, Socket.IO namespaces, engine endpoints), then the
 //! accept loop and the inbox until shutdown.
+//!
+//! Must not: hold state of its own after the boot: each layer owns its per-shard state.
 
 use super::{Config, Driver, EndpointCfg};
 use crate::engine::raw::RawApp;

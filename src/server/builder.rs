@@ -1,5 +1,7 @@
 //! `Server::builder()`: the options of a server (Node's names and defaults) and the setup
 //! closures of its namespaces (shared by the shards, hence `Send + Sync`).
+//!
+//! Must not: start anything (`Server::listen` does).
 
 use super::{Config, Driver, EndpointCfg, Server};
 use crate::engine::raw::RawHandler;

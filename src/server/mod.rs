@@ -3,6 +3,8 @@
 //! `Server::builder()` collects options and namespace setup closures (shared, `Send + Sync`);
 //! `listen` binds one `SO_REUSEPORT` listener per shard, starts one pinned thread per shard
 //! with its own runtime, and each shard installs every layer's per-shard state.
+//!
+//! Must not: be imported by the layers below.
 
 mod boot;
 mod builder;
@@ -10,7 +12,7 @@ mod builder;
 pub use builder::{EngineHandlerFactory, ServerBuilder};
 
 use crate::engine::{EngineConfig, EngineLimits};
-use crate::rt::ShardSet;
+use crate::rt::{PostError, ShardSet};
 use crate::sio::SioConfig;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -134,8 +136,8 @@ impl RunningServer {
             let mut job = boot::shutdown_job();
             for _ in 0..1000 {
                 match self.peers.try_post(i, job) {
-                    Ok(()) => break,
-                    Err(j) => {
+                    Ok(()) | Err(PostError::Stopped(_)) => break,
+                    Err(PostError::Full(j)) => {
                         job = j;
                         std::thread::sleep(Duration::from_millis(1));
                     }

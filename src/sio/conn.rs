@@ -1,6 +1,8 @@
 //! The Socket.IO layer of one Engine.IO session: the namespaces it joined, binary reassembly,
 //! dispatch of CONNECT / DISCONNECT / EVENT / ACK, and the connect timeout. [`SioApp`] is the
 //! engine's application for the Socket.IO endpoint.
+//!
+//! Must not: touch transports (it queues through the session) or other shards directly.
 
 use super::socket::Socket;
 use super::{local, DisconnectReason};

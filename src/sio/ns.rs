@@ -3,6 +3,8 @@
 //! The setup closure given to [`crate::ServerBuilder::ns`] runs once on every shard and fills a
 //! [`Namespace`]; sockets then share its handler table (no per-socket handler allocation unless
 //! [`crate::Socket::on`] is used).
+//!
+//! Must not: touch sessions or transports.
 
 use super::socket::{AckSender, Socket};
 use crate::proto::sio::args::{FromArgs, RawArgs};

@@ -1,5 +1,7 @@
 //! Broadcast operators: `to` / `in` (several rooms = union), `except`, `local`, `volatile`,
 //! `compress`, then `emit`. The packet is encoded once and shared by every recipient.
+//!
+//! Must not: deliver anything itself: the adapter does.
 
 use super::adapter::{AckReply, BroadcastMsg, Op};
 use super::local;

@@ -1,5 +1,7 @@
 //! `RemoteSocket`: a socket as `fetch_sockets` returns it. A `Send + Clone` snapshot whose
 //! operations reach the live socket on its owner shard, from any thread.
+//!
+//! Must not: hold a reference to the live socket (it may be used on another thread).
 
 use super::local;
 use super::socket::Socket;
@@ -102,11 +104,11 @@ impl RemoteSocket {
         match rt::try_shard() {
             Some(sh) if sh.id == owner => job(),
             Some(sh) => sh.post(owner, Box::new(job)),
-            None => {
-                if self.peers.try_post(owner, Box::new(job)).is_err() {
-                    return Err(RemoteError::InboxFull);
-                }
-            }
+            None => match self.peers.try_post(owner, Box::new(job)) {
+                Ok(()) => {}
+                Err(rt::PostError::Full(_)) => return Err(RemoteError::InboxFull),
+                Err(rt::PostError::Stopped(_)) => return Err(RemoteError::Gone),
+            },
         }
         Ok(())
     }

@@ -3,6 +3,8 @@
 //! Owns: emitting (encoded once into `Bytes`), acks in both directions, per-socket handlers,
 //! the per-socket event queue that keeps async handlers in arrival order, rooms membership,
 //! per-socket data, and the disconnect path.
+//!
+//! Must not: touch transports (it queues through its session) or other shards except through jobs.
 
 use super::adapter::AckReply;
 use super::conn::Sess;

@@ -5,6 +5,8 @@
 //! it as an attachment and writes Socket.IO's placeholder; deserializing a placeholder while a
 //! handler's arguments are decoded picks the matching attachment. Both use a thread-local slot
 //! set only for the duration of one encode or decode (shards are single-threaded).
+//!
+//! Must not: know sockets or transports.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;

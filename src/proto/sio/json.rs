@@ -6,6 +6,8 @@
 //! scanner validates RFC 8259 grammar in one pass, without allocating, with an explicit
 //! container stack bounded by [`MAX_DEPTH`]. Arguments are still deserialized by sonic-rs when
 //! a handler asks for a type.
+//!
+//! Must not: allocate on the event path, or recurse (depth is bounded by a counter).
 
 use std::ops::Range;
 
