@@ -80,7 +80,7 @@ pub use proto::http::Cors;
 pub use proto::sio::args;
 pub use proto::sio::args::{Binary, FromArgs, IntoArgs, RawArgs};
 pub use proto::sio::AckError;
-pub use server::{Driver, Metrics, RunningServer, Server, ServerBuilder};
+pub use server::{Driver, IdlePolicy, Metrics, RunningServer, Server, ServerBuilder, UringSetup};
 pub use sio::remote::RemoteError;
 pub use sio::{
     AckSender, BroadcastAckError, BroadcastOperator, ConnectError, DisconnectReason, Io,

@@ -31,8 +31,20 @@ struct Common {
     #[arg(long, default_value = "0.0.0.0")]
     host: IpAddr,
     /// Number of shards (threads); default: one per core.
-    #[arg(long)]
+    #[arg(long, env = "RINGIO_SHARDS")]
     shards: Option<usize>,
+    /// How a shard waits between bursts of work: `park`, `spin:<us>` (poll for up to <us>
+    /// after the last event while traffic is dense) or `coalesce:<us>` (while traffic is dense,
+    /// handle arrivals in batches at most <us> apart instead of being woken per message).
+    #[arg(long, env = "RINGIO_IDLE", value_parser = ringio::IdlePolicy::parse)]
+    idle: Option<ringio::IdlePolicy>,
+    /// io_uring setup flags: `auto` (what --idle needs), `plain`, `coop`
+    /// (COOP_TASKRUN|TASKRUN_FLAG) or `defer` (SINGLE_ISSUER|DEFER_TASKRUN).
+    #[arg(long, env = "RINGIO_URING_SETUP", value_parser = ringio::UringSetup::parse)]
+    uring_setup: Option<ringio::UringSetup>,
+    /// Do not pin shard i to core i.
+    #[arg(long, env = "RINGIO_NO_PIN")]
+    no_pin: bool,
 }
 
 #[derive(Subcommand)]
@@ -66,10 +78,16 @@ fn main() {
             "conformance",
         ),
     };
-    let builder = match common.shards {
-        Some(n) => builder.shards(n),
-        None => builder,
-    };
+    let mut builder = builder.pin_shards(!common.no_pin);
+    if let Some(n) = common.shards {
+        builder = builder.shards(n);
+    }
+    if let Some(p) = common.idle {
+        builder = builder.idle(p);
+    }
+    if let Some(s) = common.uring_setup {
+        builder = builder.uring_setup(s);
+    }
     let addr = SocketAddr::new(common.host, common.port);
     let running = match builder.build().listen(addr) {
         Ok(r) => r,

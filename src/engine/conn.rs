@@ -44,6 +44,7 @@ pub(crate) async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> boo
     let owned = std::mem::take(buf);
     let (res, slice) = stream.read(owned.slice_mut(len..)).await;
     *buf = slice.into_inner();
+    crate::rt::note_activity();
     matches!(res, Ok(n) if n > 0)
 }
 

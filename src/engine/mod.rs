@@ -112,6 +112,7 @@ pub async fn accept_loop(listener: monoio::net::TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                crate::rt::note_activity();
                 monoio::spawn(conn::serve(stream, peer));
             }
             Err(e) => {

@@ -97,6 +97,7 @@ impl Reader {
             };
             // SAFETY: recv initialised the first `n` bytes of the spare capacity.
             unsafe { self.buf.set_len(self.buf.len() + n) };
+            crate::rt::note_activity();
             self.drained = n < asked;
             if n >= asked {
                 self.hint = (self.hint * 2).min(READ_MAX);

@@ -7,14 +7,18 @@
 //!
 //! Must not: name anything of the engine or of Socket.IO.
 
+pub mod idle;
 pub mod inbox;
 pub mod listener;
 pub mod presence;
+pub mod runtime;
 pub mod sys;
 pub mod timers;
 
+pub use idle::{note_activity, IdlePolicy};
 pub use inbox::{Job, PostError, ShardMetrics, ShardSet};
 pub use presence::Presence;
+pub use runtime::{Driver, UringSetup};
 pub use timers::{Timed, Timers};
 
 use crossbeam_channel::Receiver;
@@ -161,7 +165,10 @@ impl Shard {
             })
             .await;
             match job {
-                Some(job) => job(),
+                Some(job) => {
+                    idle::note_activity();
+                    job()
+                }
                 None => return,
             }
         }

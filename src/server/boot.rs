@@ -4,7 +4,7 @@
 //!
 //! Must not: hold state of its own after the boot: each layer owns its per-shard state.
 
-use super::{Config, Driver, EndpointCfg};
+use super::{Config, EndpointCfg};
 use crate::engine::raw::RawApp;
 use crate::engine::{self, EndpointsBuilder};
 use crate::rt::{self, Job, ShardSet};
@@ -37,35 +37,13 @@ pub(crate) fn run_shard(
     rx: crossbeam_channel::Receiver<Job>,
     ready: std::sync::mpsc::Sender<()>,
 ) {
-    let use_uring = cfg.driver == Driver::Auto && monoio::utils::detect_uring();
-    let main = move || shard_main(id, cfg, peers, listener, rx, ready);
-    #[cfg(target_os = "linux")]
-    if use_uring {
-        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .with_entries(1024)
-            .enable_timer()
-            .build()
-        {
-            Ok(mut rt) => {
-                tracing::info!(shard = id, "driver: io_uring");
-                rt.block_on(main());
-                return;
-            }
-            Err(e) => tracing::warn!(
-                shard = id,
-                "io_uring runtime failed ({e}); falling back to epoll"
-            ),
-        }
+    let (driver, setup) = (cfg.driver, cfg.uring_setup.resolve(cfg.idle));
+    if matches!(cfg.idle, rt::IdlePolicy::Coalesce { .. }) {
+        rt::idle::tighten_timer_slack();
     }
-    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-    {
-        Ok(mut rt) => {
-            tracing::info!(shard = id, "driver: epoll");
-            rt.block_on(main());
-        }
-        Err(e) => tracing::error!(shard = id, "cannot build a runtime: {e}"),
+    let main = move || shard_main(id, cfg, peers, listener, rx, ready);
+    if let Err(e) = rt::runtime::block_on(id, driver, setup, main) {
+        tracing::error!(shard = id, "cannot build a runtime: {e}");
     }
 }
 
@@ -89,6 +67,7 @@ async fn shard_main(
     };
     let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let inbox = monoio::spawn(sh.run(rx));
+    monoio::spawn(rt::idle::run(cfg.idle));
     let _ = ready.send(());
     monoio::select! {
         _ = engine::accept_loop(listener) => {}

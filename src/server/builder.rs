@@ -3,7 +3,7 @@
 //!
 //! Must not: start anything (`Server::listen` does).
 
-use super::{Config, Driver, EndpointCfg, Server};
+use super::{Config, Driver, EndpointCfg, IdlePolicy, Server, UringSetup};
 use crate::engine::raw::RawHandler;
 use crate::engine::{EngineConfig, EngineLimits};
 use crate::proto::http::{Cors, Head};
@@ -24,6 +24,9 @@ pub struct ServerBuilder {
     presence_slots: usize,
     inbox_capacity: usize,
     driver: Driver,
+    idle: IdlePolicy,
+    uring_setup: UringSetup,
+    pin: bool,
     limits: EngineLimits,
 }
 
@@ -42,6 +45,9 @@ impl Default for ServerBuilder {
             presence_slots: 1 << 16,
             inbox_capacity: 4096,
             driver: Driver::Auto,
+            idle: IdlePolicy::Park,
+            uring_setup: UringSetup::Auto,
+            pin: true,
             limits: EngineLimits::default(),
         }
     }
@@ -112,6 +118,22 @@ impl ServerBuilder {
     /// The I/O driver (default: io_uring with fallback to epoll).
     pub fn driver(mut self, d: Driver) -> Self {
         self.driver = d;
+        self
+    }
+    /// How a shard waits for work between bursts (see [`IdlePolicy`]; BENCHMARKS.md has the
+    /// measurements behind the default).
+    pub fn idle(mut self, policy: IdlePolicy) -> Self {
+        self.idle = policy;
+        self
+    }
+    /// io_uring setup flags (default: what the idle policy needs).
+    pub fn uring_setup(mut self, setup: UringSetup) -> Self {
+        self.uring_setup = setup;
+        self
+    }
+    /// Pin shard i to core i % cores (default: on).
+    pub fn pin_shards(mut self, on: bool) -> Self {
+        self.pin = on;
         self
     }
     /// Per-connection output queue caps (frames, bytes). A connection whose queue would pass
@@ -188,6 +210,9 @@ impl ServerBuilder {
         Server {
             cfg: Arc::new(Config {
                 driver: self.driver,
+                idle: self.idle,
+                uring_setup: self.uring_setup,
+                pin: self.pin,
                 limits: self.limits,
                 endpoints,
                 shards: self.shards,

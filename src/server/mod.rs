@@ -19,15 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Which I/O driver the shards use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Driver {
-    /// io_uring when the kernel supports it (and `MONOIO_FORCE_LEGACY_DRIVER` is unset), else epoll.
-    #[default]
-    Auto,
-    /// epoll (monoio's legacy driver).
-    Epoll,
-}
+pub use crate::rt::{Driver, IdlePolicy, UringSetup};
 
 /// One endpoint of the server.
 #[derive(Clone)]
@@ -41,6 +33,9 @@ pub(crate) enum EndpointCfg {
 /// Shared, read-only configuration.
 pub(crate) struct Config {
     pub driver: Driver,
+    pub idle: IdlePolicy,
+    pub uring_setup: UringSetup,
+    pub pin: bool,
     pub limits: EngineLimits,
     pub endpoints: Vec<EndpointCfg>,
     pub shards: usize,
@@ -83,7 +78,9 @@ impl Server {
                 .name(format!("ringio-shard-{id}"))
                 .stack_size(16 << 20)
                 .spawn(move || {
-                    let _ = monoio::utils::bind_to_cpu_set([id % ncpu]);
+                    if cfg.pin {
+                        let _ = monoio::utils::bind_to_cpu_set([id % ncpu]);
+                    }
                     boot::run_shard(id, cfg, peers, listener, rx, ready);
                 })?;
             threads.push(t);

@@ -185,3 +185,18 @@ fn connect(sess: &Rc<Sess>, p: sio::Packet) {
         f(socket.clone());
     }
 }
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn print_sizes() {
+        use std::mem::size_of;
+        eprintln!(
+            "Session<SioApp> {} SioConn {} Machine {} SocketInner {}",
+            size_of::<super::Sess>(),
+            size_of::<super::SioConn>(),
+            size_of::<crate::proto::eio::session::Session>(),
+            size_of::<crate::sio::socket::SocketInner>()
+        );
+    }
+}
