@@ -45,7 +45,7 @@ impl FanoutFixture {
         for _ in 0..n {
             let sess = Sess::open(&ep, Transport::Polling, Rc::new(Handshake::default()), None);
             let s = Socket::new(ns.clone(), &sess, b"{}");
-            s.0.connected.set(true);
+            s.set_connected();
             ns.sockets.borrow_mut().insert(s.sid(), s.clone());
             s.join("r");
             sessions.push(sess);
@@ -53,6 +53,7 @@ impl FanoutFixture {
         let text = Bytes::from_static(br#"42["b",{"seq":1,"t":1764262800000.123}]"#);
         let msg = Arc::new(BroadcastMsg {
             ns: "/".into(),
+            parent: None,
             rooms: vec!["r".into()],
             except: Vec::new(),
             op: Op::Emit {

@@ -17,6 +17,21 @@ fn now_ms() -> f64 {
 /// the `seq` its ack returned.
 static BCAST_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// The `b` payload of `bcast`. Objects are written in field order, as Node keeps insertion
+/// order (`sonic_rs::json!` does not: it is not used for objects a client sees).
+#[derive(serde::Serialize)]
+struct Bcast {
+    seq: u64,
+    t: f64,
+}
+
+/// A `/chat` message as every other member receives it: `{"from":..,"text":..}`.
+#[derive(serde::Serialize)]
+struct ChatMessage {
+    from: String,
+    text: sonic_rs::Value,
+}
+
 /// The demo/bench handler set of `ringio serve` (shared with the load harness and its peers;
 /// see `bench-handlers.md`): `echo`, `join`, `leave`, `bcast`, `bcast-payload`,
 /// `disconnect-me` on `/`, and `message` on `/chat`.
@@ -46,11 +61,15 @@ pub fn bench(builder: ServerBuilder) -> ServerBuilder {
             );
             ns.on(
                 "bcast",
-                |socket: Socket, (room,): (Option<String>,), ack: AckSender| {
+                |_socket: Socket, (room,): (Option<String>,), ack: AckSender| {
                     let n = BCAST_SEQ.fetch_add(1, Ordering::Relaxed) + 1;
-                    let payload = sonic_rs::json!({"seq": n, "t": now_ms()});
+                    let payload = Bcast {
+                        seq: n,
+                        t: now_ms(),
+                    };
+                    // to the room's members, the sender included (bench-handlers.md)
                     match room {
-                        Some(r) => socket.to(&r).emit("b", (payload,)),
+                        Some(r) => crate::Io::of("/").to(&r).emit("b", (payload,)),
                         None => crate::Io::of("/").emit("b", (payload,)),
                     }
                     ack.send((n,));
@@ -58,12 +77,12 @@ pub fn bench(builder: ServerBuilder) -> ServerBuilder {
             );
             ns.on(
                 "bcast-payload",
-                |socket: Socket, args: RawArgs, ack: AckSender| {
+                |_socket: Socket, args: RawArgs, ack: AckSender| {
                     let room: Option<String> = args.get(0).unwrap_or(None);
                     // argument 1 alone, with the attachments: binary inside it survives
                     let payload = args.only(1);
                     match room {
-                        Some(r) => socket.to(&r).emit("b", payload),
+                        Some(r) => crate::Io::of("/").to(&r).emit("b", payload),
                         None => crate::Io::of("/").emit("b", payload),
                     }
                     ack.send((true,));
@@ -78,9 +97,8 @@ pub fn bench(builder: ServerBuilder) -> ServerBuilder {
                 "message",
                 |socket: Socket, (text,): (sonic_rs::Value,), _ack: AckSender| {
                     let from = socket.id().to_string();
-                    socket
-                        .broadcast()
-                        .emit("message", (sonic_rs::json!({"from": from, "text": text}),));
+                    let msg = ChatMessage { from, text };
+                    socket.broadcast().emit("message", (msg,));
                 },
             );
         })

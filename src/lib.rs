@@ -76,6 +76,7 @@ pub mod sio;
 
 pub use engine::raw::{EngineMessage, EngineSocket};
 pub use engine::{EngineConfig, Handshake};
+pub use proto::eio::{CloseReason, Transport};
 pub use proto::http::Cors;
 pub use proto::sio::args;
 pub use proto::sio::args::{Binary, FromArgs, IntoArgs, RawArgs};
@@ -83,6 +84,7 @@ pub use proto::sio::AckError;
 pub use server::{Driver, IdlePolicy, Metrics, RunningServer, Server, ServerBuilder, UringSetup};
 pub use sio::remote::RemoteError;
 pub use sio::{
-    AckSender, BroadcastAckError, BroadcastOperator, ConnectError, DisconnectReason, Io,
-    LocalFuture, Namespace, RemoteSocket, RoomEvent, Socket,
+    AckSender, BroadcastAckError, BroadcastOperator, Conn, ConnectError, DisconnectReason, Io,
+    ListenerId, LocalFuture, Namespace, PacketError, RemoteSocket, RoomEvent, Socket,
+    SocketEmitter,
 };

@@ -70,7 +70,8 @@ fn start(driver: Driver) -> (ringio::RunningServer, Receiver<String>) {
                     hs.query_param("x"),
                     ua,
                     hs.address.is_some(),
-                    hs.url().to_string(),
+                    hs.url(),
+                    hs.path().to_string(),
                 ));
             });
             ns.on("join", |s: Socket, (room,): (String,), ack: AckSender| {
@@ -180,7 +181,11 @@ fn api_end_to_end() {
             assert_eq!(hs.get::<Option<String>>(0).unwrap().as_deref(), Some("42"));
             assert_eq!(hs.get::<Option<String>>(1).unwrap().as_deref(), Some("yes"));
             assert!(hs.get::<bool>(2).unwrap());
-            assert_eq!(hs.get::<String>(3).unwrap(), "/io/");
+            // Node's handshake.url: path and query of the first request
+            let url = hs.get::<String>(3).unwrap();
+            assert!(url.starts_with("/io/?EIO=4&transport="), "{url}");
+            assert!(url.ends_with("&x=42"), "{url}");
+            assert_eq!(hs.get::<String>(4).unwrap(), "/io/");
 
             // rooms (own id first) and room events
             let id = root.id().unwrap();

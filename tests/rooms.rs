@@ -113,35 +113,40 @@ fn server(
                 ack.send((true,));
             },
         );
-        // fetched sockets handed to the test thread (off every shard)
-        ns.on_async(
-            "handoff",
-            |_s: Socket, (room,): (String,), ack: AckSender| async move {
-                let found = Io::of("/").to(&room).fetch_sockets().await;
-                let n = found.len();
-                let _ = HANDOFF.get().expect("set by the test").send(found);
-                ack.send((n,));
-            },
-        );
-        // RemoteSocket operations on fetched sockets: they reach each socket on its own shard
-        ns.on_async(
-            "poke",
-            |_s: Socket, (room,): (String,), ack: AckSender| async move {
-                let found = Io::of("/").to(&room).fetch_sockets().await;
-                for r in &found {
-                    // on a shard these never fail (ordered jobs, no inbox limit)
-                    r.emit("x", ("poked",)).unwrap();
-                    r.join("poked").unwrap();
-                    r.leave(&room).unwrap();
-                }
-                ack.send((found.len(),));
-            },
-        );
+        remote_socket_handlers(ns);
     });
     tweak(b.shards(shards).driver(driver))
         .build()
         .listen("127.0.0.1:0".parse().unwrap())
         .unwrap()
+}
+
+/// Handlers that hand fetched sockets to the test thread or act on them from a shard.
+fn remote_socket_handlers(ns: &mut ringio::Namespace) {
+    // fetched sockets handed to the test thread (off every shard)
+    ns.on_async(
+        "handoff",
+        |_s: Socket, (room,): (String,), ack: AckSender| async move {
+            let found = Io::of("/").to(&room).fetch_sockets().await;
+            let n = found.len();
+            let _ = HANDOFF.get().expect("set by the test").send(found);
+            ack.send((n,));
+        },
+    );
+    // RemoteSocket operations on fetched sockets: they reach each socket on its own shard
+    ns.on_async(
+        "poke",
+        |_s: Socket, (room,): (String,), ack: AckSender| async move {
+            let found = Io::of("/").to(&room).fetch_sockets().await;
+            for r in &found {
+                // on a shard these never fail (ordered jobs, no inbox limit)
+                r.emit("x", ("poked",)).unwrap();
+                r.join("poked").unwrap();
+                r.leave(&room).unwrap();
+            }
+            ack.send((found.len(),));
+        },
+    );
 }
 
 /// A Socket.IO client on "/" over WebSocket that answers pings and "q" acks.

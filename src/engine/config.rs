@@ -131,7 +131,32 @@ impl Handshake {
         crate::proto::http::query_param(self.query(), name).map(crate::proto::http::percent_decode)
     }
     /// The request path.
-    pub fn url(&self) -> &str {
+    pub fn path(&self) -> &str {
         self.str_at(self.path)
+    }
+    /// The URL of the first request, path and query (Node's `handshake.url`).
+    pub fn url(&self) -> String {
+        match self.query() {
+            "" => self.path().to_string(),
+            q => format!("{}?{q}", self.path()),
+        }
+    }
+    /// Every query parameter, percent-decoded, in order (Node's `handshake.query`).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        crate::proto::http::query_pairs(self.query())
+    }
+    /// True when the request came with an `Origin` header (Node's `handshake.xdomain`).
+    pub fn xdomain(&self) -> bool {
+        self.headers().iter().any(|(k, _)| k == "origin")
+    }
+    /// True when the connection is TLS (Node's `handshake.secure`): ringio terminates no TLS,
+    /// so this is false; a TLS proxy in front of it tells through its own headers.
+    pub fn secure(&self) -> bool {
+        false
+    }
+    /// When the connection was made, as JavaScript's `Date.prototype.toString` writes it
+    /// (Node's `handshake.time`), in UTC.
+    pub fn time(&self) -> String {
+        crate::proto::http::js_date_string(self.issued)
     }
 }

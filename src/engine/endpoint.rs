@@ -67,9 +67,10 @@ pub(crate) struct EndpointImpl<A: App> {
     pub limits: QueueLimits,
     pub app: A,
     sessions: RefCell<HashMap<Sid, Rc<Session<A>>>>,
-    /// Polling sessions the client closed with `1` while no GET was pending: a GET racing the
-    /// close (sent together with it) is answered `6` once, as if it had been pending.
-    tombstones: RefCell<HashMap<Sid, Instant>>,
+    /// Polling sessions closed while no GET was pending, with what the next GET still gets:
+    /// `6` when the client closed with `1` (a GET racing the close), or the packets the server
+    /// queued before closing deliberately, then `1`. Answered once, until the deadline.
+    tombstones: RefCell<HashMap<Sid, (Instant, Vec<Bytes>)>>,
 }
 
 impl<A: App> EndpointImpl<A> {
@@ -98,21 +99,43 @@ impl<A: App> EndpointImpl<A> {
         (!sess.check_expired()).then_some(sess)
     }
 
-    pub fn tombstone(&self, sid: Sid) {
+    /// Keeps the answer of the next GET of a closed polling session: a second for a GET
+    /// racing the client's close, a heartbeat for packets the client has yet to fetch.
+    pub fn tombstone(&self, sid: Sid, answers: &[Vec<eio::OutPacket>]) {
+        if answers.is_empty() {
+            return;
+        }
+        let bodies: Vec<Bytes> = answers
+            .iter()
+            .rev()
+            .map(|packets| {
+                let mut body = BytesMut::new();
+                eio::encode_payload(packets, &mut body);
+                body.freeze()
+            })
+            .collect();
+        let keep = if answers == [vec![eio::OutPacket::NOOP]] {
+            Duration::from_secs(1)
+        } else {
+            self.cfg.ping_interval + self.cfg.ping_timeout
+        };
         let mut t = self.tombstones.borrow_mut();
         let now = Instant::now();
         if t.len() > 256 {
-            t.retain(|_, until| *until > now);
+            t.retain(|_, (until, _)| *until > now);
         }
-        t.insert(sid, now + Duration::from_secs(1));
+        t.insert(sid, (now + keep, bodies));
     }
 
-    /// True (once) when `sid` was closed by its client a moment ago.
-    pub fn take_tombstone(&self, sid: Sid) -> bool {
-        self.tombstones
-            .borrow_mut()
-            .remove(&sid)
-            .is_some_and(|t| t > Instant::now())
+    /// The next of the last answers of a polling session closed a moment ago (each once).
+    pub fn take_tombstone(&self, sid: Sid) -> Option<Bytes> {
+        let mut t = self.tombstones.borrow_mut();
+        let (until, bodies) = t.get_mut(&sid)?;
+        let body = (*until > Instant::now()).then(|| bodies.pop()).flatten();
+        if bodies.is_empty() || body.is_none() {
+            t.remove(&sid);
+        }
+        body
     }
 
     /// The open packet of a new session.

@@ -41,6 +41,10 @@ pub trait App: Sized + 'static {
     fn on_close(&self, sess: &Rc<Session<Self>>, reason: CloseReason);
     /// A timer set with [`Session::set_app_timer`] passed.
     fn on_app_timer(&self, _sess: &Rc<Session<Self>>) {}
+    /// The client probes an upgrade to `to` (Node's `socket.conn` `upgrading` event).
+    fn on_upgrading(&self, _sess: &Rc<Session<Self>>, _to: crate::proto::eio::Transport) {}
+    /// The session moved to `to` (Node's `upgrade` event).
+    fn on_upgrade(&self, _sess: &Rc<Session<Self>>, _to: crate::proto::eio::Transport) {}
 }
 
 /// Names an endpoint: its index among the server's endpoints, the same on every shard.

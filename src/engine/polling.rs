@@ -19,8 +19,10 @@ pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> 
     let keep_alive = req.keep_alive;
     let err = |e: EioError| http::error_response(e, cors, origin, keep_alive);
     let Some(sess) = ep.lookup(req.sid) else {
-        if req.method == Method::Get && ep.take_tombstone(req.sid) {
-            return http::payload_response(b"6", cors, origin, keep_alive);
+        if req.method == Method::Get {
+            if let Some(body) = ep.take_tombstone(req.sid) {
+                return http::payload_response(&body, cors, origin, keep_alive);
+            }
         }
         return err(EioError::UnknownSid);
     };

@@ -245,7 +245,7 @@ impl<A: App> Session<A> {
             (st.m.poll_event(), st.m.poll_timeout(), !st.m.queue_empty())
         };
         if let Some(Event::Closed { reason, tombstone }) = event {
-            self.on_closed(reason, tombstone);
+            self.on_closed(reason, &tombstone);
             return;
         }
         if queued {
@@ -256,7 +256,7 @@ impl<A: App> Session<A> {
         }
     }
 
-    fn on_closed(self: &Rc<Self>, reason: CloseReason, tombstone: bool) {
+    fn on_closed(self: &Rc<Self>, reason: CloseReason, tombstone: &[Vec<OutPacket>]) {
         // a waiting GET gets its final answer; a WebSocket writes its close frame, or is shut
         // down when no writer is left to do it
         if !self.wake() {
@@ -264,9 +264,7 @@ impl<A: App> Session<A> {
                 sys::shutdown_fd(fd);
             }
         }
-        if tombstone {
-            self.ep.tombstone(self.sid);
-        }
+        self.ep.tombstone(self.sid, tombstone);
         self.ep.remove(self.sid);
         self.ep.app.on_close(self, reason);
         tracing::debug!(sid = %self.sid, %reason, "session closed");
@@ -342,6 +340,7 @@ impl<A: App> Session<A> {
                 w.wake();
             }
         }
+        self.ep.app.on_upgrading(self, Transport::WebSocket);
     }
 
     /// `5` arrived: the session moves onto this WebSocket (`answers`: frames the probe has not
@@ -370,6 +369,7 @@ impl<A: App> Session<A> {
             }
         }
         self.wake();
+        self.ep.app.on_upgrade(self, Transport::WebSocket);
         true
     }
 

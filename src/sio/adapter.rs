@@ -13,7 +13,7 @@
 //!
 //! Must not: touch transports; recipients are reached through their sessions' queues.
 
-use super::ns::RoomEvent;
+use super::ns::{NsRt, RoomEvent};
 use super::remote::RemoteSocket;
 use super::socket::Socket;
 use super::{local, SioShard};
@@ -31,6 +31,8 @@ use std::sync::Arc;
 /// A broadcast (or a server-wide operation) as it travels between shards.
 pub(crate) struct BroadcastMsg {
     pub ns: Box<str>,
+    /// A parent namespace of dynamic ones: the operation applies to each of its children.
+    pub parent: Option<usize>,
     pub rooms: Vec<Box<str>>,
     pub except: Vec<Box<str>>,
     pub op: Op,
@@ -41,6 +43,13 @@ pub(crate) enum Op {
     /// Queue these packets (encoded once) on every selected socket.
     Emit {
         packets: Vec<OutPacket>,
+        volatile: bool,
+    },
+    /// An emit to the children of a parent namespace: encoded once per child (the namespace
+    /// name is part of the packet).
+    EmitPerNamespace {
+        event_json: Bytes,
+        attachments: Vec<Bytes>,
         volatile: bool,
     },
     /// Emit with a per-socket ack id; each shard reports its count, then each ack.
@@ -180,7 +189,7 @@ impl LocalAdapter {
         // sockets_join/leave, disconnect) go to every shard: a remote join posted earlier from
         // this shard may not have set its presence bit yet, and per-origin FIFO then orders the
         // operation after it on every shard.
-        let prune = matches!(msg.op, Op::Emit { .. });
+        let prune = matches!(msg.op, Op::Emit { .. }) && msg.parent.is_none();
         let mask: u64 = if local_only {
             1 << sh.id
         } else if msg.rooms.is_empty() || !prune {
@@ -229,14 +238,63 @@ fn room_event(socket: &Socket, ev: RoomEvent, room: &str) {
 /// socket in two target rooms, or in a target and an excluded room, is visited once or not at
 /// all. Marks from older deliveries are smaller and never match.
 pub(crate) fn deliver_local(sh: &SioShard, msg: &BroadcastMsg) {
-    let Some(ns) = sh.namespaces.get(&msg.ns) else {
-        return;
+    match msg.parent {
+        None => {
+            if let Some(ns) = sh.namespaces.get(&msg.ns) {
+                deliver_ns(sh, &ns, msg, &msg.op);
+            }
+        }
+        Some(p) => {
+            for ns in sh.namespaces.children(p) {
+                match &msg.op {
+                    Op::EmitPerNamespace {
+                        event_json,
+                        attachments,
+                        volatile,
+                    } => {
+                        let packets = event_packets(&ns.name, None, event_json, attachments);
+                        let op = Op::Emit {
+                            packets,
+                            volatile: *volatile,
+                        };
+                        deliver_ns(sh, &ns, msg, &op);
+                    }
+                    op => deliver_ns(sh, &ns, msg, op),
+                }
+            }
+        }
+    }
+}
+
+/// An event packet for namespace `nsp` (with ack id `id`) from its JSON array, and its
+/// attachments.
+fn event_packets(
+    nsp: &str,
+    id: Option<u64>,
+    event_json: &[u8],
+    attachments: &[Bytes],
+) -> Vec<OutPacket> {
+    let kind = if attachments.is_empty() {
+        Kind::Event
+    } else {
+        Kind::BinaryEvent
     };
+    let mut out = BytesMut::with_capacity(16 + nsp.len() + event_json.len());
+    sio::write_header(&mut out, kind, nsp, id, attachments.len());
+    out.put_slice(event_json);
+    let mut packets = Vec::with_capacity(1 + attachments.len());
+    packets.push(OutPacket::Text(out.freeze()));
+    packets.extend(attachments.iter().cloned().map(OutPacket::Binary));
+    packets
+}
+
+/// Delivers `op` to the sockets of `ns` that `msg`'s rooms and exceptions select.
+fn deliver_ns(sh: &SioShard, ns: &NsRt, msg: &BroadcastMsg, op: &Op) {
     let a = &sh.adapter;
     let seq = a.seq.get() + 2;
     a.seq.set(seq);
     let rooms = a.rooms.borrow();
-    let by_room = rooms.get(&*msg.ns);
+    let by_room = rooms.get(&*ns.name);
     // a reused vector (a nested broadcast from a disconnect handler just allocates its own)
     let mut targets = TARGETS.with(|t| t.take()).unwrap_or_default();
     let sockets = ns.sockets.borrow();
@@ -268,7 +326,7 @@ pub(crate) fn deliver_local(sh: &SioShard, msg: &BroadcastMsg) {
     }
     drop(sockets);
     drop(rooms);
-    apply(sh, &msg.op, &mut targets);
+    apply(sh, op, &mut targets);
     targets.clear();
     TARGETS.with(|t| t.set(Some(targets)));
 }
@@ -287,6 +345,20 @@ fn apply(sh: &SioShard, op: &Op, targets: &mut Vec<Socket>) {
                 }
             }
         }
+        Op::EmitPerNamespace {
+            event_json,
+            attachments,
+            volatile,
+        } => {
+            // every target is in one namespace: encoded once for it
+            let Some(first) = targets.first() else { return };
+            let packets = event_packets(first.ns(), None, event_json, attachments);
+            for s in targets.iter() {
+                if let Some(sess) = live(s) {
+                    sess.send_many(packets.iter().cloned(), *volatile);
+                }
+            }
+        }
         Op::EmitWithAck {
             event_json,
             attachments,
@@ -294,17 +366,12 @@ fn apply(sh: &SioShard, op: &Op, targets: &mut Vec<Socket>) {
         } => {
             targets.retain(|s| s.connected());
             let _ = replies.unbounded_send(AckReply::Count(targets.len()));
-            let kind = if attachments.is_empty() {
-                Kind::Event
-            } else {
-                Kind::BinaryEvent
-            };
             for s in targets.iter() {
                 let id = s.register_remote_ack(replies.clone());
-                let mut out = BytesMut::with_capacity(16 + event_json.len());
-                sio::write_header(&mut out, kind, s.ns(), Some(id), attachments.len());
-                out.put_slice(event_json);
-                s.send_packets(out.freeze(), attachments.clone());
+                let packets = event_packets(s.ns(), Some(id), event_json, attachments);
+                if let Some(sess) = live(s) {
+                    sess.send_many(packets, false);
+                }
             }
         }
         Op::Join(rooms) => {
@@ -320,7 +387,7 @@ fn apply(sh: &SioShard, op: &Op, targets: &mut Vec<Socket>) {
         Op::Disconnect { close } => {
             for s in targets.iter() {
                 if *close {
-                    s.close_connection();
+                    s.disconnect_client();
                 } else {
                     s.disconnect();
                 }

@@ -4,10 +4,11 @@
 //!
 //! Must not: touch transports (it queues through the session) or other shards directly.
 
+use super::ns::{ConnectError, ConnectMiddleware};
 use super::socket::Socket;
 use super::{local, DisconnectReason};
 use crate::engine::{App, Session};
-use crate::proto::eio::{CloseReason, OutPacket, Packet};
+use crate::proto::eio::{CloseReason, OutPacket, Packet, Transport};
 use crate::proto::sio::args::RawArgs;
 use crate::proto::sio::{self, Kind, ParseError};
 use bytes::Bytes;
@@ -22,8 +23,87 @@ pub(crate) type Sess = Session<SioApp>;
 #[derive(Default)]
 pub struct SioConn {
     sockets: SmallVec<[Socket; 1]>,
-    /// A binary packet waiting for its attachments (boxed: rare, and large inline).
-    partial: Option<Box<sio::Partial>>,
+    /// What few connections use (boxed: rare, and large inline).
+    ext: Option<Box<ConnExt>>,
+}
+
+type TransportFn = Rc<dyn Fn(Transport)>;
+type CloseFn = Box<dyn FnOnce(CloseReason)>;
+
+/// The rare parts of a connection: a binary packet waiting for its attachments, and the
+/// listeners of [`Conn`].
+#[derive(Default)]
+struct ConnExt {
+    partial: Option<sio::Partial>,
+    upgrading: Vec<TransportFn>,
+    upgrade: Vec<TransportFn>,
+    close: Vec<CloseFn>,
+}
+
+impl SioConn {
+    fn ext(&mut self) -> &mut ConnExt {
+        self.ext.get_or_insert_with(Default::default)
+    }
+    fn partial(&mut self) -> Option<&mut sio::Partial> {
+        self.ext.as_mut().and_then(|e| e.partial.as_mut())
+    }
+}
+
+/// The Engine.IO connection under a socket (Node's `socket.conn`): its transport, its
+/// `upgrading` / `upgrade` / `close` events.
+#[derive(Clone)]
+pub struct Conn(pub(crate) std::rc::Weak<Sess>);
+
+impl Conn {
+    pub(crate) fn of(sess: &Rc<Sess>) -> Conn {
+        Conn(Rc::downgrade(sess))
+    }
+    /// The Engine.IO session id.
+    pub fn id(&self) -> Option<String> {
+        self.0.upgrade().map(|s| s.sid().to_string())
+    }
+    /// The transport in use (`None` once the connection is gone).
+    pub fn transport(&self) -> Option<Transport> {
+        self.0
+            .upgrade()
+            .filter(|s| !s.is_closed())
+            .map(|s| s.transport())
+    }
+    /// Called when the client starts an upgrade (probe received), with the new transport.
+    pub fn on_upgrading(&self, f: impl Fn(Transport) + 'static) {
+        self.with(|e| e.upgrading.push(Rc::new(f)));
+    }
+    /// Called when the connection moved to a new transport.
+    pub fn on_upgrade(&self, f: impl Fn(Transport) + 'static) {
+        self.with(|e| e.upgrade.push(Rc::new(f)));
+    }
+    /// Called once when the connection closes, with the reason.
+    pub fn on_close(&self, f: impl FnOnce(CloseReason) + 'static) {
+        self.with(|e| e.close.push(Box::new(f)));
+    }
+    /// Closes the connection (every namespace; the client sees a transport close and
+    /// reconnects, as with Node's `socket.conn.close()`).
+    pub fn close(&self) {
+        if let Some(s) = self.0.upgrade() {
+            s.close(CloseReason::ForcedClose);
+        }
+    }
+    fn with(&self, f: impl FnOnce(&mut ConnExt)) {
+        if let Some(s) = self.0.upgrade() {
+            f(s.app().ext());
+        }
+    }
+}
+
+/// Calls the transport listeners chosen by `pick` (outside the borrow of the connection).
+fn transport_event(sess: &Rc<Sess>, to: Transport, pick: fn(&ConnExt) -> &Vec<TransportFn>) {
+    let fns: Vec<TransportFn> = match sess.app().ext.as_ref() {
+        Some(e) => pick(e).clone(),
+        None => return,
+    };
+    for f in fns {
+        f(to);
+    }
 }
 
 impl SioConn {
@@ -56,10 +136,25 @@ impl App for SioApp {
     }
 
     fn on_close(&self, sess: &Rc<Sess>, reason: CloseReason) {
-        let sockets = std::mem::take(&mut sess.app().sockets);
+        let (sockets, close) = {
+            let mut conn = sess.app();
+            let close = conn.ext.as_mut().map(|e| std::mem::take(&mut e.close));
+            (std::mem::take(&mut conn.sockets), close)
+        };
         for s in sockets {
             s.on_closed(reason.into());
         }
+        for f in close.into_iter().flatten() {
+            f(reason);
+        }
+    }
+
+    fn on_upgrading(&self, sess: &Rc<Sess>, to: Transport) {
+        transport_event(sess, to, |e| &e.upgrading);
+    }
+
+    fn on_upgrade(&self, sess: &Rc<Sess>, to: Transport) {
+        transport_event(sess, to, |e| &e.upgrade);
     }
 
     /// The connect timeout: a connection that joined no namespace in time is closed; Node's
@@ -71,33 +166,43 @@ impl App for SioApp {
     }
 }
 
+/// Node's `socket.disconnect(true)`: every namespace gets its DISCONNECT (the client does not
+/// reconnect), then the connection closes once they are written.
+pub(crate) fn disconnect_all(sess: &Rc<Sess>) {
+    let sockets: Vec<Socket> = sess.app().sockets.to_vec();
+    for s in sockets {
+        s.disconnect();
+    }
+    sess.close(CloseReason::ForcedClose);
+}
+
 fn handle(sess: &Rc<Sess>, p: Packet) -> Result<(), ParseError> {
     let max_att = local().max_attachments;
     let complete = {
         let mut conn = sess.app();
         match p {
             Packet::Message(text) => {
-                if conn.partial.is_some() {
+                if conn.partial().is_some() {
                     return Err(ParseError::UnexpectedAttachment);
                 }
                 let packet = sio::decode(text, max_att)?;
                 if packet.kind.is_binary() && packet.attachments > 0 {
-                    conn.partial = Some(Box::new(sio::Partial {
+                    conn.ext().partial = Some(sio::Partial {
                         packet,
                         attachments: Vec::new(),
-                    }));
+                    });
                     return Ok(());
                 }
                 (packet, Vec::new())
             }
             Packet::Binary(data) => {
-                let Some(partial) = conn.partial.as_mut() else {
+                let Some(partial) = conn.partial() else {
                     return Err(ParseError::UnexpectedAttachment);
                 };
                 if !partial.push(data) {
                     return Ok(());
                 }
-                let p = conn.partial.take().expect("checked above");
+                let p = conn.ext().partial.take().expect("checked above");
                 (p.packet, p.attachments)
             }
             _ => return Ok(()),
@@ -156,31 +261,65 @@ fn connect(sess: &Rc<Sess>, p: sio::Packet) {
         return;
     };
     let socket = Socket::new(ns.clone(), sess, &p.data);
-    for mw in &ns.def.middlewares {
-        if let Err(e) = mw(&socket) {
-            let data = e.data.as_deref().map(str::as_bytes);
-            sess.send(OutPacket::Text(sio::connect_error(name, &e.message, data)));
-            return;
+    let mws = &ns.def.middlewares;
+    for (i, mw) in mws.iter().enumerate() {
+        match mw {
+            ConnectMiddleware::Sync(f) => {
+                if let Err(e) = f(&socket) {
+                    refuse(sess, &socket, &e);
+                    return;
+                }
+            }
+            ConnectMiddleware::Async(_) => {
+                // the rest runs in a task; the CONNECT is answered when every one accepted
+                let (sess, rest) = (sess.clone(), mws[i..].to_vec());
+                monoio::spawn(async move {
+                    for mw in rest {
+                        let r = match mw {
+                            ConnectMiddleware::Sync(f) => f(&socket),
+                            ConnectMiddleware::Async(f) => f(socket.clone()).await,
+                        };
+                        if let Err(e) = r {
+                            return refuse(&sess, &socket, &e);
+                        }
+                    }
+                    accept(&sess, socket);
+                });
+                return;
+            }
         }
     }
+    accept(sess, socket);
+}
+
+/// A middleware refused the socket: CONNECT_ERROR `{message, data}`.
+fn refuse(sess: &Rc<Sess>, socket: &Socket, e: &ConnectError) {
+    let data = e.data.as_deref().map(str::as_bytes);
+    let packet = sio::connect_error(socket.ns(), &e.message, data);
+    sess.send(OutPacket::Text(packet));
+}
+
+/// Every middleware accepted the socket: it joins the connection and its namespace.
+fn accept(sess: &Rc<Sess>, socket: Socket) {
     if sess.is_closed() {
         return;
     }
+    let ns = socket.0.ns.clone();
     let old = {
         let mut conn = sess.app();
-        let old = conn.get(name.as_bytes());
-        conn.remove(name);
+        let old = conn.get(ns.name.as_bytes());
+        conn.remove(&ns.name);
         conn.sockets.push(socket.clone());
         old
     };
     if let Some(old) = old {
         old.on_closed(DisconnectReason::ClientNamespaceDisconnect);
     }
-    socket.0.connected.set(true);
+    socket.set_connected();
     ns.sockets.borrow_mut().insert(socket.sid(), socket.clone());
     // every socket is in the room named by its id: that room is virtual (looked up through the
     // namespace's socket index), so it costs no room entry per connection
-    sess.send(OutPacket::Text(sio::connect_ok(name, socket.id())));
+    sess.send(OutPacket::Text(sio::connect_ok(&ns.name, socket.id())));
     for f in &ns.def.on_connect {
         f(socket.clone());
     }
@@ -193,7 +332,11 @@ mod tests {
     #[test]
     fn per_connection_sizes() {
         use std::mem::size_of;
-        assert!(size_of::<super::Sess>() <= 192, "{}", size_of::<super::Sess>());
+        assert!(
+            size_of::<super::Sess>() <= 192,
+            "{}",
+            size_of::<super::Sess>()
+        );
         assert!(size_of::<super::SioConn>() <= 32);
         assert!(size_of::<crate::proto::eio::session::Session>() <= 80);
         assert!(size_of::<crate::sio::socket::SocketInner>() <= 224);

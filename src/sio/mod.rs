@@ -8,18 +8,22 @@
 //!
 //! Must not: name the server layer above; reach other shards except through the runtime's jobs.
 
+pub(crate) mod ack;
 pub(crate) mod adapter;
 pub(crate) mod conn;
+pub(crate) mod listeners;
 pub(crate) mod ns;
 pub(crate) mod operators;
 pub(crate) mod remote;
 pub(crate) mod socket;
 
-pub use conn::{SioApp, SioConn};
+pub use ack::AckSender;
+pub use conn::{Conn, SioApp, SioConn};
+pub use listeners::{ListenerId, PacketError};
 pub use ns::{ConnectError, LocalFuture, Namespace, RoomEvent};
 pub use operators::{BroadcastAckError, BroadcastOperator};
 pub use remote::RemoteSocket;
-pub use socket::{AckSender, Socket};
+pub use socket::{Socket, SocketEmitter};
 
 use crate::proto::eio::CloseReason;
 use ns::{Matcher, Namespaces, Setup};
@@ -149,5 +153,13 @@ impl Io {
     /// A broadcast to a namespace (all shards).
     pub fn of(ns: &str) -> BroadcastOperator {
         BroadcastOperator::new(ns.into())
+    }
+    /// A broadcast to every child of a parent namespace (Node's `io.of(regex)` / `io.of(fn)`):
+    /// `index` counts the builder's `dynamic_ns` and `ns_regex` calls from 0 (Node names the
+    /// parents `/_0`, `/_1`, ...). Emits (with `to`, `except`, `local`, `volatile`) reach every
+    /// child namespace created so far, on every shard; the children share the parent's
+    /// handlers and middlewares already (its setup runs for each child).
+    pub fn parent(index: usize) -> BroadcastOperator {
+        BroadcastOperator::parent(index)
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! Must not: touch sessions or transports.
 
-use super::socket::{AckSender, Socket};
+use super::ack::AckSender;
+use super::socket::Socket;
 use crate::proto::sio::args::{FromArgs, RawArgs};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -123,8 +124,16 @@ impl RoomEvent {
 }
 
 type RoomListener = Rc<dyn Fn(RoomEvent, &str, &str)>;
-type Middleware = Rc<dyn Fn(&Socket) -> Result<(), ConnectError>>;
 type ConnectFn = Rc<dyn Fn(Socket)>;
+type ConnectResult = Result<(), ConnectError>;
+type ConnectFuture = Pin<Box<dyn Future<Output = ConnectResult>>>;
+
+/// A connect middleware (Node's `namespace.use`).
+#[derive(Clone)]
+pub(crate) enum ConnectMiddleware {
+    Sync(Rc<dyn Fn(&Socket) -> ConnectResult>),
+    Async(Rc<dyn Fn(Socket) -> ConnectFuture>),
+}
 
 /// A namespace's handlers on one shard, filled by the setup closure.
 ///
@@ -146,9 +155,9 @@ type ConnectFn = Rc<dyn Fn(Socket)>;
 /// ```
 #[derive(Default)]
 pub struct Namespace {
-    pub(crate) handlers: HashMap<String, Rc<dyn ErasedHandler>>,
+    pub(crate) handlers: HashMap<String, Vec<Rc<dyn ErasedHandler>>>,
     pub(crate) on_connect: Vec<ConnectFn>,
-    pub(crate) middlewares: Vec<Middleware>,
+    pub(crate) middlewares: Vec<ConnectMiddleware>,
     pub(crate) room_events: Vec<RoomListener>,
 }
 
@@ -158,14 +167,18 @@ impl Namespace {
         self.on_connect.push(Rc::new(f));
         self
     }
-    /// A synchronous event handler; `A` is what the arguments deserialize into (a tuple of
-    /// serde types, [`RawArgs`], or `Vec<sonic_rs::Value>`).
+    /// A synchronous event listener of every socket of the namespace (several per event run
+    /// in order, before the socket's own); `A` is what the arguments deserialize into (a tuple
+    /// of serde types, [`RawArgs`], or `Vec<sonic_rs::Value>`).
     pub fn on<A: FromArgs + 'static>(
         &mut self,
         event: &str,
         f: impl Fn(Socket, A, AckSender) + 'static,
     ) -> &mut Self {
-        self.handlers.insert(event.to_string(), sync_handler(f));
+        self.add(event, sync_handler(f))
+    }
+    fn add(&mut self, event: &str, h: Rc<dyn ErasedHandler>) -> &mut Self {
+        self.handlers.entry(event.to_string()).or_default().push(h);
         self
     }
     /// An async event handler. A socket's events still reach handlers in arrival order: the
@@ -179,8 +192,7 @@ impl Namespace {
         A: FromArgs + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        self.handlers.insert(event.to_string(), async_handler(f));
-        self
+        self.add(event, async_handler(f))
     }
     /// Listens to room events: `f(event, room, socket_id)` (for create/delete-room the socket
     /// is the one whose join or leave caused it).
@@ -193,7 +205,17 @@ impl Namespace {
         &mut self,
         f: impl Fn(&Socket) -> Result<(), ConnectError> + 'static,
     ) -> &mut Self {
-        self.middlewares.push(Rc::new(f));
+        self.middlewares.push(ConnectMiddleware::Sync(Rc::new(f)));
+        self
+    }
+    /// An async connect middleware (runs in order with the others; the CONNECT is answered
+    /// once every middleware accepted it).
+    pub fn use_async<Fut>(&mut self, f: impl Fn(Socket) -> Fut + 'static) -> &mut Self
+    where
+        Fut: Future<Output = Result<(), ConnectError>> + 'static,
+    {
+        let f = move |s| -> ConnectFuture { Box::pin(f(s)) };
+        self.middlewares.push(ConnectMiddleware::Async(Rc::new(f)));
         self
     }
 }
@@ -203,6 +225,8 @@ pub(crate) struct NsRt {
     pub name: Rc<str>,
     pub def: Rc<Namespace>,
     pub sockets: RefCell<HashMap<crate::proto::sio::SocketId, Socket>>,
+    /// The parent namespace of a dynamic child (Node names it `/_<index>`).
+    pub parent: Option<usize>,
 }
 
 /// Setup closures are shared by all shards.
@@ -253,6 +277,7 @@ impl Namespaces {
                     name: name.clone(),
                     def: Rc::new(ns),
                     sockets: Default::default(),
+                    parent: None,
                 };
                 (name, Rc::new(rt))
             })
@@ -276,17 +301,14 @@ impl Namespaces {
         if let Some(ns) = self.by_name.borrow().get(name) {
             return Some(ns.clone());
         }
-        let def = self
-            .dynamic
-            .iter()
-            .find(|(m, _)| m.matches(name))?
-            .1
-            .clone();
+        let parent = self.dynamic.iter().position(|(m, _)| m.matches(name))?;
+        let def = self.dynamic[parent].1.clone();
         let name: Rc<str> = name.into();
         let ns = Rc::new(NsRt {
             name: name.clone(),
             def,
             sockets: Default::default(),
+            parent: Some(parent),
         });
         self.by_name.borrow_mut().insert(name, ns.clone());
         Some(ns)
@@ -294,5 +316,15 @@ impl Namespaces {
 
     pub fn get(&self, name: &str) -> Option<Rc<NsRt>> {
         self.by_name.borrow().get(name).cloned()
+    }
+
+    /// The child namespaces of parent `i` created on this shard so far.
+    pub fn children(&self, parent: usize) -> Vec<Rc<NsRt>> {
+        let by_name = self.by_name.borrow();
+        by_name
+            .values()
+            .filter(|n| n.parent == Some(parent))
+            .cloned()
+            .collect()
     }
 }

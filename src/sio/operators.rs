@@ -20,6 +20,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct BroadcastOperator {
     ns: Rc<str>,
+    /// A parent namespace of dynamic ones (`Io::parent`).
+    parent: Option<usize>,
     rooms: Vec<Box<str>>,
     except: Vec<Box<str>>,
     local: bool,
@@ -52,6 +54,7 @@ impl BroadcastOperator {
     pub(crate) fn new(ns: Rc<str>) -> Self {
         BroadcastOperator {
             ns,
+            parent: None,
             rooms: Vec::new(),
             except: Vec::new(),
             local: false,
@@ -89,9 +92,27 @@ impl BroadcastOperator {
     pub fn compress(self, _on: bool) -> Self {
         self
     }
+    /// The parent namespace number `index` of dynamic namespaces.
+    pub(crate) fn parent(index: usize) -> Self {
+        let mut op = BroadcastOperator::new(format!("/_{index}").into());
+        op.parent = Some(index);
+        op
+    }
+
     /// Emits the event to every targeted socket (across all shards).
     pub fn emit(self, event: &str, args: impl IntoArgs) {
         let w = to_writer(args);
+        if self.parent.is_some() {
+            let mut json = BytesMut::with_capacity(event.len() + w.json.len() + 8);
+            write_array(&mut json, Some(event), &w.json);
+            let op = Op::EmitPerNamespace {
+                event_json: json.freeze(),
+                attachments: w.attachments,
+                volatile: self.volatile,
+            };
+            self.send(op);
+            return;
+        }
         let (text, att) = encode_packet(&self.ns, Some(event), None, w, false);
         let mut packets = Vec::with_capacity(1 + att.len());
         packets.push(OutPacket::Text(text));
@@ -103,6 +124,7 @@ impl BroadcastOperator {
     fn send(&self, op: Op) -> usize {
         let msg = BroadcastMsg {
             ns: (*self.ns).into(),
+            parent: self.parent,
             rooms: self.rooms.clone(),
             except: self.except.clone(),
             op,

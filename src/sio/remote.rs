@@ -134,7 +134,7 @@ impl RemoteSocket {
     pub fn disconnect(&self, close: bool) -> Result<(), RemoteError> {
         self.on_owner(move |s| {
             if close {
-                s.close_connection();
+                s.disconnect_client();
             } else {
                 s.disconnect();
             }

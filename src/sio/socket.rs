@@ -6,46 +6,35 @@
 //!
 //! Must not: touch transports (it queues through its session) or other shards except through jobs.
 
+use super::ack::{AckMap, AckSlot};
 use super::adapter::AckReply;
 use super::conn::Sess;
-use super::ns::{ErasedHandler, LocalFuture, NsRt};
+use super::listeners::Listeners;
+use super::ns::NsRt;
 use super::operators::BroadcastOperator;
 use super::{local, DisconnectReason};
 use crate::engine::Handshake;
 use crate::proto::eio::{CloseReason, OutPacket};
-use crate::proto::sio::args::{to_writer, FromArgs, IntoArgs, RawArgs};
-use crate::proto::sio::{self, encode_packet, AckError, Kind, SocketId};
+use crate::proto::sio::args::{to_writer, ArgWriter, IntoArgs, RawArgs};
+use crate::proto::sio::{self, encode_packet, AckError, Kind, SocketId, RESERVED_EVENTS};
 use crate::rt;
 use bytes::Bytes;
 use smallvec::SmallVec;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-type DisconnectFn = Box<dyn FnOnce(Socket, DisconnectReason)>;
-/// Who waits for an ack: one emitter, or a broadcast collecting acks from many sockets.
-enum AckSlot {
-    One(futures_channel::oneshot::Sender<RawArgs>),
-    Many(futures_channel::mpsc::UnboundedSender<AckReply>),
-}
+/// An event waiting behind an async middleware or listener: name, arguments, ack id.
+pub(crate) type Queued = (Rc<str>, RawArgs, Option<u64>);
 
-type Handlers = HashMap<String, Rc<dyn ErasedHandler>>;
-type Queued = (Rc<dyn ErasedHandler>, RawArgs, AckSender);
-
-/// Ack ids are chosen here (sequential), so the table needs no keyed hasher: a zero-sized one.
-type AckMap = HashMap<u64, AckSlot, BuildHasherDefault<DefaultHasher>>;
-
-/// What few sockets use (per-socket handlers, disconnect callbacks, shared data), boxed so
-/// that a socket without them pays one pointer.
+/// What few sockets use (their own listeners, middlewares, disconnect callbacks, shared data),
+/// boxed so that a socket without them pays one pointer.
 #[derive(Default)]
-struct Ext {
+pub(crate) struct Ext {
     shared: Option<String>,
-    handlers: Handlers,
-    on_disconnect: Vec<DisconnectFn>,
+    pub(crate) listeners: Listeners,
 }
 
 /// Every connected client holds one of these for its whole life: keep it small.
@@ -56,40 +45,73 @@ pub(crate) struct SocketInner {
     /// The CONNECT payload, copied out of the packet (a slice would pin the read buffer);
     /// `None` for none (`{}`).
     auth: Option<Box<[u8]>>,
-    pub connected: Cell<bool>,
+    state: Cell<State>,
     /// Acks this server waits for from the client: created on the first one.
     acks: RefCell<Option<Box<AckMap>>>,
     next_ack: Cell<u64>,
     data: RefCell<Option<Box<dyn Any>>>,
-    ext: RefCell<Option<Box<Ext>>>,
-    queue: RefCell<VecDeque<Queued>>,
-    busy: Cell<bool>,
+    pub(crate) ext: RefCell<Option<Box<Ext>>>,
+    pub(crate) queue: RefCell<VecDeque<Queued>>,
+    pub(crate) busy: Cell<bool>,
     pub rooms: RefCell<SmallVec<[Rc<str>; 2]>>,
+    /// The de-duplication mark of broadcasts (see `adapter::deliver_local`).
     pub mark: Cell<u64>,
+}
+
+/// Where a socket is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Created, waiting for the connect middlewares.
+    Connecting,
+    Connected,
+    /// `disconnecting` listeners are running (still connected for them, as in Node).
+    Disconnecting,
+    Disconnected,
 }
 
 /// A client connected to a namespace. Cheap to clone (an `Rc`); lives on its shard.
 #[derive(Clone)]
 pub struct Socket(pub(crate) Rc<SocketInner>);
 
-/// Answers a client's emit-with-ack. Sending is a no-op when the client asked for no ack.
-pub struct AckSender {
-    socket: Option<Socket>,
-    id: Option<u64>,
+/// Flags of one emit from a socket to its own client: [`Socket::volatile`],
+/// [`Socket::timeout`], [`Socket::compress`].
+#[derive(Clone)]
+pub struct SocketEmitter {
+    socket: Socket,
+    volatile: bool,
+    timeout: Option<Duration>,
 }
 
-impl AckSender {
-    /// True when the client is waiting for an ack.
-    pub fn expected(&self) -> bool {
-        self.id.is_some()
+impl SocketEmitter {
+    /// May be dropped when the transport is not ready (Node's `socket.volatile`).
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
     }
-    /// Sends the ack with these arguments (`43<id>[...]`, or `46` with binary).
-    pub fn send(self, args: impl IntoArgs) {
-        if let (Some(s), Some(id)) = (self.socket, self.id) {
-            let w = to_writer(args);
-            let (text, att) = encode_packet(&s.0.ns.name, None, Some(id), w, true);
-            s.send_packets(text, att);
-        }
+    /// The ack timeout of [`Self::emit_with_ack`].
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+    /// Accepted for parity with Node; compression is not implemented, so this has no effect.
+    pub fn compress(self, _on: bool) -> Self {
+        self
+    }
+    /// Emits with these flags; false when nothing was queued (gone, or a volatile drop).
+    pub fn emit(self, event: &str, args: impl IntoArgs) -> bool {
+        let w = to_writer(args);
+        self.socket.emit_writer(event, None, w, self.volatile)
+    }
+    /// Emits and waits for the client's ack, at most the timeout (default 5 s, like the
+    /// cluster adapters' requests).
+    pub fn emit_with_ack(
+        self,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> impl std::future::Future<Output = Result<RawArgs, AckError>> + 'static {
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(5));
+        self.socket
+            .emit_with_ack_flags(event, args, timeout, self.volatile)
     }
 }
 
@@ -101,7 +123,7 @@ impl Socket {
             ns,
             sess: Rc::downgrade(sess),
             auth: (!auth.iter().all(u8::is_ascii_whitespace)).then(|| auth.into()),
-            connected: Cell::new(false),
+            state: Cell::new(State::Connecting),
             acks: RefCell::new(None),
             next_ack: Cell::new(0),
             data: RefCell::new(None),
@@ -121,7 +143,7 @@ impl Socket {
         self.0.id
     }
     /// The rarely used parts, created on first use.
-    fn ext(&self) -> std::cell::RefMut<'_, Ext> {
+    pub(crate) fn ext(&self) -> std::cell::RefMut<'_, Ext> {
         std::cell::RefMut::map(self.0.ext.borrow_mut(), |e| {
             &mut **e.get_or_insert_with(Default::default)
         })
@@ -133,9 +155,20 @@ impl Socket {
     pub fn ns(&self) -> &str {
         &self.0.ns.name
     }
-    /// True until the socket disconnects.
+    /// True from the connect until the socket has disconnected.
     pub fn connected(&self) -> bool {
-        self.0.connected.get()
+        matches!(self.0.state.get(), State::Connected | State::Disconnecting)
+    }
+    /// The connect middlewares accepted the socket.
+    pub(crate) fn set_connected(&self) {
+        self.0.state.set(State::Connected);
+    }
+    /// The Engine.IO connection under this socket (Node's `socket.conn`).
+    pub fn conn(&self) -> super::conn::Conn {
+        match self.0.sess.upgrade() {
+            Some(s) => super::conn::Conn::of(&s),
+            None => super::conn::Conn(Default::default()),
+        }
     }
     /// The handshake of the underlying connection.
     pub fn handshake(&self) -> Rc<Handshake> {
@@ -162,11 +195,47 @@ impl Socket {
         sonic_rs::from_str(v.as_raw_str()).ok()
     }
 
-    /// Emits an event to this client. Returns false when the socket is gone.
+    /// Emits an event to this client. Returns false when the socket is gone (or the event
+    /// name is reserved: `connect`, `disconnect`, ...; Node throws there).
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> bool {
-        let w = to_writer(args);
-        let (text, att) = encode_packet(&self.0.ns.name, Some(event), None, w, false);
-        self.send_packets(text, att)
+        self.emit_writer(event, None, to_writer(args), false)
+    }
+
+    /// Flags for the next emit to this client (Node's `socket.volatile.emit(..)`).
+    pub fn volatile(&self) -> SocketEmitter {
+        self.emitter().volatile()
+    }
+    /// An ack timeout for the next emit (Node's `socket.timeout(ms).emit(.., cb)`).
+    pub fn timeout(&self, d: Duration) -> SocketEmitter {
+        self.emitter().timeout(d)
+    }
+    /// Accepted for parity with Node (`socket.compress(false).emit(..)`); no effect yet.
+    pub fn compress(&self, on: bool) -> SocketEmitter {
+        self.emitter().compress(on)
+    }
+    fn emitter(&self) -> SocketEmitter {
+        SocketEmitter {
+            socket: self.clone(),
+            volatile: false,
+            timeout: None,
+        }
+    }
+
+    /// Encodes and queues an event (with an ack id when `id` is set).
+    fn emit_writer(&self, event: &str, id: Option<u64>, w: ArgWriter, volatile: bool) -> bool {
+        if RESERVED_EVENTS.contains(&event) {
+            tracing::warn!(event, "a reserved event name cannot be emitted");
+            return false;
+        }
+        // outgoing catch-all listeners see the arguments (re-read only when there are some)
+        let json = self
+            .has_outgoing_listeners()
+            .then(|| w.json.clone().freeze());
+        let (text, att) = encode_packet(&self.0.ns.name, Some(event), id, w, false);
+        if let Some(json) = json {
+            self.notify_outgoing(event, RawArgs::from_array_items(json, att.clone()));
+        }
+        self.queue_packets(text, att, volatile)
     }
 
     /// Emits an event and waits for the client's ack, at most `timeout`.
@@ -176,14 +245,25 @@ impl Socket {
         args: impl IntoArgs,
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<RawArgs, AckError>> + 'static {
+        self.emit_with_ack_flags(event, args, timeout, false)
+    }
+
+    fn emit_with_ack_flags(
+        &self,
+        event: &str,
+        args: impl IntoArgs,
+        timeout: Duration,
+        volatile: bool,
+    ) -> impl std::future::Future<Output = Result<RawArgs, AckError>> + 'static {
         let (tx, rx) = futures_channel::oneshot::channel();
         let id = self.register_ack(AckSlot::One(tx));
-        let w = to_writer(args);
-        let (text, att) = encode_packet(&self.0.ns.name, Some(event), Some(id), w, false);
-        let sent = self.send_packets(text, att);
+        let sent = self.emit_writer(event, Some(id), to_writer(args), volatile);
         let me = Rc::downgrade(&self.0);
         async move {
             if !sent {
+                if let Some(s) = me.upgrade() {
+                    Socket(s).forget_ack(id);
+                }
                 return Err(AckError::Disconnected);
             }
             match monoio::time::timeout(timeout, rx).await {
@@ -191,9 +271,7 @@ impl Socket {
                 Ok(Err(_)) => Err(AckError::Disconnected),
                 Err(_) => {
                     if let Some(s) = me.upgrade() {
-                        if let Some(a) = s.acks.borrow_mut().as_mut() {
-                            a.remove(&id);
-                        }
+                        Socket(s).forget_ack(id);
                     }
                     Err(AckError::Timeout)
                 }
@@ -201,48 +279,21 @@ impl Socket {
         }
     }
 
+    /// Queues an encoded packet and its attachments; false when nothing was queued.
     pub(crate) fn send_packets(&self, text: Bytes, attachments: Vec<Bytes>) -> bool {
-        if !self.0.connected.get() {
+        self.queue_packets(text, attachments, false)
+    }
+
+    fn queue_packets(&self, text: Bytes, attachments: Vec<Bytes>, volatile: bool) -> bool {
+        if !self.connected() {
             return false;
         }
         let Some(sess) = self.0.sess.upgrade() else {
             return false;
         };
-        if attachments.is_empty() {
-            sess.send(OutPacket::Text(text));
-        } else {
-            let packets = std::iter::once(OutPacket::Text(text))
-                .chain(attachments.into_iter().map(OutPacket::Binary));
-            sess.send_many(packets, false);
-        }
-        true
-    }
-
-    /// A per-socket handler (checked before the namespace's handlers).
-    pub fn on<A: FromArgs + 'static>(
-        &self,
-        event: &str,
-        f: impl Fn(Socket, A, AckSender) + 'static,
-    ) {
-        self.ext()
-            .handlers
-            .insert(event.to_string(), super::ns::sync_handler(f));
-    }
-
-    /// A per-socket async handler.
-    pub fn on_async<A, Fut>(&self, event: &str, f: impl Fn(Socket, A, AckSender) -> Fut + 'static)
-    where
-        A: FromArgs + 'static,
-        Fut: std::future::Future<Output = ()> + 'static,
-    {
-        self.ext()
-            .handlers
-            .insert(event.to_string(), super::ns::async_handler(f));
-    }
-
-    /// Runs `f` once when the socket disconnects, with the reason.
-    pub fn on_disconnect(&self, f: impl FnOnce(Socket, DisconnectReason) + 'static) {
-        self.ext().on_disconnect.push(Box::new(f));
+        let packets = std::iter::once(OutPacket::Text(text))
+            .chain(attachments.into_iter().map(OutPacket::Binary));
+        sess.send_many(packets, volatile)
     }
 
     /// Stores per-socket data.
@@ -279,22 +330,28 @@ impl Socket {
         v
     }
 
-    /// Targets a room: the sender is included when it is a member.
+    /// Everyone in `room` but this socket (Node's `socket.to(room)`: the sender is left out
+    /// even when it is a member; `Io::of(ns).to(room)` includes everyone).
     pub fn to(&self, room: &str) -> BroadcastOperator {
-        self.operator().to(room)
+        self.broadcast().to(room)
+    }
+    /// Same as [`Self::to`] (Node's `socket.in(room)`).
+    pub fn within(&self, room: &str) -> BroadcastOperator {
+        self.to(room)
+    }
+    /// Everyone in the namespace but this socket and the members of `room`.
+    pub fn except(&self, room: &str) -> BroadcastOperator {
+        self.broadcast().except(room)
     }
     /// Everyone in the namespace but this socket.
     pub fn broadcast(&self) -> BroadcastOperator {
-        self.operator().except(self.id())
-    }
-    fn operator(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.0.ns.name.clone())
+        BroadcastOperator::new(self.0.ns.name.clone()).except(self.id())
     }
 
     /// Disconnects this socket from its namespace (`41` to the client, reason
     /// "server namespace disconnect"); the connection stays open.
     pub fn disconnect(&self) {
-        if !self.0.connected.get() {
+        if self.0.state.get() != State::Connected {
             return;
         }
         let nsp = self.0.ns.name.clone();
@@ -305,51 +362,69 @@ impl Socket {
         self.on_closed(DisconnectReason::ServerNamespaceDisconnect);
     }
 
-    /// Closes the whole underlying connection (every namespace), like a network loss for the
-    /// client: it reconnects by itself.
+    /// Node's `socket.disconnect(true)`: every namespace of this client is disconnected (the
+    /// client sees "io server disconnect" on each and does not reconnect), then the
+    /// connection closes once they are written.
+    pub fn disconnect_client(&self) {
+        let Some(sess) = self.0.sess.upgrade() else {
+            return;
+        };
+        super::conn::disconnect_all(&sess);
+    }
+
+    /// Closes the whole underlying connection (every namespace) without disconnect packets,
+    /// like a network loss for the client: it reconnects by itself (Node's
+    /// `socket.conn.close()`).
     pub fn close_connection(&self) {
         if let Some(sess) = self.0.sess.upgrade() {
             sess.close(CloseReason::ForcedClose);
         }
     }
 
-    /// Called once when the socket leaves its namespace.
+    /// Called once when the socket leaves its namespace: `disconnecting` listeners (rooms
+    /// still readable), then it leaves its rooms, then `disconnect` listeners.
     pub(crate) fn on_closed(&self, reason: DisconnectReason) {
-        if !self.0.connected.replace(false) {
+        if self.0.state.get() != State::Connected {
             return;
         }
-        let cbs = match self.0.ext.borrow_mut().as_mut() {
-            Some(e) => std::mem::take(&mut e.on_disconnect),
+        self.0.state.set(State::Disconnecting);
+        let take = |f: fn(&mut Listeners) -> &mut Vec<super::listeners::DisconnectFn>| match self
+            .0
+            .ext
+            .borrow_mut()
+            .as_mut()
+        {
+            Some(e) => std::mem::take(f(&mut e.listeners)),
             None => Vec::new(),
         };
-        for cb in cbs {
+        for cb in take(|l| &mut l.on_disconnecting) {
             cb(self.clone(), reason);
         }
+        self.0.state.set(State::Disconnected);
         local().adapter.leave_all(self);
         self.0.ns.sockets.borrow_mut().remove(&self.0.id);
         *self.0.acks.borrow_mut() = None;
         self.0.queue.borrow_mut().clear();
+        for cb in take(|l| &mut l.on_disconnect) {
+            cb(self.clone(), reason);
+        }
         if let Some(e) = self.0.ext.borrow_mut().as_mut() {
-            e.handlers = Handlers::default();
+            e.listeners = Listeners::default();
         }
     }
 
     pub(crate) fn on_ack(&self, id: u64, args: RawArgs) {
-        let slot = self
-            .0
+        if let Some(slot) = self.forget_ack(id) {
+            slot.deliver(args);
+        }
+    }
+
+    fn forget_ack(&self, id: u64) -> Option<AckSlot> {
+        self.0
             .acks
             .borrow_mut()
             .as_mut()
-            .and_then(|a| a.remove(&id));
-        match slot {
-            Some(AckSlot::One(tx)) => {
-                let _ = tx.send(args);
-            }
-            Some(AckSlot::Many(tx)) => {
-                let _ = tx.unbounded_send(AckReply::Ack(args));
-            }
-            None => {}
-        }
+            .and_then(|a| a.remove(&id))
     }
 
     /// Registers an ack expected by a broadcast; returns the ack id to put in the packet.
@@ -370,44 +445,5 @@ impl Socket {
             .get_or_insert_with(Default::default)
             .insert(id, slot);
         id
-    }
-
-    /// Dispatches one event, in arrival order even when handlers are async.
-    pub(crate) fn on_event(&self, event: &str, args: RawArgs, id: Option<u64>) {
-        let handler = self
-            .0
-            .ext
-            .borrow()
-            .as_ref()
-            .and_then(|e| e.handlers.get(event).cloned())
-            .or_else(|| self.0.ns.def.handlers.get(event).cloned());
-        let Some(h) = handler else {
-            tracing::trace!(event, "no handler");
-            return;
-        };
-        let ack = AckSender {
-            socket: id.map(|_| self.clone()),
-            id,
-        };
-        if self.0.busy.get() {
-            self.0.queue.borrow_mut().push_back((h, args, ack));
-            return;
-        }
-        if let Some(fut) = h.call(self.clone(), args, ack) {
-            self.0.busy.set(true);
-            monoio::spawn(self.clone().drain(fut));
-        }
-    }
-
-    async fn drain(self, first: LocalFuture) {
-        first.await;
-        loop {
-            let next = self.0.queue.borrow_mut().pop_front();
-            let Some((h, args, ack)) = next else { break };
-            if let Some(fut) = h.call(self.clone(), args, ack) {
-                fut.await;
-            }
-        }
-        self.0.busy.set(false);
     }
 }

@@ -67,6 +67,18 @@ pub fn interop(builder: ServerBuilder) -> ServerBuilder {
                 "drop-transport",
                 |socket: Socket, _: (), _ack: AckSender| socket.close_connection(),
             );
+            ns.on(
+                "except-me",
+                |socket: Socket, args: RawArgs, ack: AckSender| {
+                    let room: String = args.get(0).unwrap_or_default();
+                    socket.to(&room).emit("b", args.only(1));
+                    ack.send((true,));
+                },
+            );
+            ns.on(
+                "disconnect-all",
+                |socket: Socket, _: (), _ack: AckSender| socket.disconnect_client(),
+            );
             ns.on_async(
                 "ask",
                 |socket: Socket, (x,): (sonic_rs::Value,), ack: AckSender| async move {

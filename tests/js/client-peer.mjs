@@ -3,8 +3,7 @@
 //
 //   PORT=3123 HOST=127.0.0.1 node tests/js/client-peer.mjs
 //
-// Extra handlers:
-//   /chat  message (text)      broadcast "message" {from: socket.id, text} to the others
+// Extra handlers (/chat comes from reference-server.mjs):
 //   /      flaky (key, ack?)   acks only from the second time a key is received (retries test)
 //   /      count (key, ack)    ack(number of times `key` was received by flaky)
 //
@@ -37,11 +36,6 @@ startReferenceServer({
       });
       socket.on("count", (key, ack) => {
         maybeAck(ack, flakyCounts.get(key) ?? 0);
-      });
-    });
-    io.of("/chat").on("connection", (socket) => {
-      socket.on("message", (text) => {
-        socket.broadcast.emit("message", { from: socket.id, text });
       });
     });
   },

@@ -535,6 +535,54 @@ for (const cfg of TRANSPORTS) {
       assert.ok(!recC.events.some(([p]) => p?.tag === tag), "C is not in r1 (the sender need not be)");
     });
 
+    // j. Node's semantics a ported app relies on ---------------------------------------------------
+
+    test("j. socket.to(room) leaves the sender out; the other members get it", T, async () => {
+      const [A, B] = await Promise.all([connect("/"), connect("/")]);
+      const room = `except-${Math.random().toString(36).slice(2)}`;
+      assert.deepEqual(await emitAck(A, "join", room), [true]);
+      assert.deepEqual(await emitAck(B, "join", room), [true]);
+      const gotB = once(B, "b");
+      const quietA = noEvent(A, "b", 500);
+      assert.deepEqual(await emitAck(A, "except-me", room, { hi: 1 }), [true]);
+      assert.deepEqual(await gotB, [{ hi: 1 }]);
+      await quietA;
+    });
+
+    test('j. disconnect(true): "io server disconnect" on every namespace, no reconnect', T, async () => {
+      const root = await connect("/", RECONNECT);
+      const custom = await openNamespace(root.io, "/custom");
+      const [d1, d2] = [once(root, "disconnect"), once(custom, "disconnect")];
+      root.emit("disconnect-all");
+      assert.deepEqual((await d1)[0], "io server disconnect");
+      assert.deepEqual((await d2)[0], "io server disconnect");
+      await Promise.all([
+        noEvent(root, "connect", 1_000),
+        noEvent(custom, "connect", 1_000),
+        noEvent(root.io, "reconnect_attempt", 1_000),
+      ]);
+      assert.equal(root.connected, false);
+      assert.equal(custom.connected, false);
+    });
+
+    test("j. objects keep their key order (/chat message is {from, text})", T, async () => {
+      const [A, B] = await Promise.all([connect("/chat"), connect("/chat")]);
+      const got = once(B, "message");
+      A.emit("message", "hello");
+      const [msg] = await got;
+      assert.deepEqual(Object.keys(msg), ["from", "text"]);
+      assert.equal(msg.from, A.id);
+      assert.equal(msg.text, "hello");
+      // server-built objects in a broadcast: {seq, t} in that order
+      const rec = new Recorder(A, "b");
+      const root = await connect("/");
+      const recRoot = new Recorder(root, "b");
+      const [seq] = await emitAck(root, "bcast", null);
+      const [payload] = await recRoot.find(([p]) => p?.seq === seq);
+      assert.deepEqual(Object.keys(payload), ["seq", "t"]);
+      assert.equal(rec.events.length, 0, "/chat sockets get no / broadcast");
+    });
+
     // i. ordering ------------------------------------------------------------------------------------
 
     test("i. 500 echo events come back in order", T, async () => {

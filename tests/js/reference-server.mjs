@@ -84,6 +84,15 @@ export function startReferenceServer({
       socket.conn.close();
     });
 
+    socket.on("except-me", (room, payload, ack) => {
+      socket.to(room).emit("b", payload);
+      maybeAck(ack, true);
+    });
+
+    socket.on("disconnect-all", () => {
+      socket.disconnect(true);
+    });
+
     socket.on("ask", (x, ack) => {
       socket.timeout(500).emit("question", x, (err, answer) => {
         maybeAck(ack, err ? "timeout" : answer);
@@ -93,6 +102,12 @@ export function startReferenceServer({
 
   io.of("/custom").on("connection", (socket) => {
     echoHandler(socket);
+  });
+
+  io.of("/chat").on("connection", (socket) => {
+    socket.on("message", (text) => {
+      socket.broadcast.emit("message", { from: socket.id, text });
+    });
   });
 
   const secure = io.of("/secure");

@@ -16,173 +16,11 @@
 //! above the engine).
 
 use super::{OutPacket, Packet};
-use bytes::Bytes;
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Which end of the connection this state machine plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// Sends pings, expects pongs.
-    Server,
-    /// Answers pings, expects them in time.
-    Client,
-}
-
-/// The transport a session currently uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// HTTP long-polling.
-    Polling,
-    /// WebSocket.
-    WebSocket,
-}
-
-impl Transport {
-    /// Node's name (`socket.conn.transport.name`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Polling => "polling",
-            Transport::WebSocket => "websocket",
-        }
-    }
-}
-
-/// Why a session closed (Node's reason strings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The peer closed the connection (close packet, EOF, close frame).
-    TransportClose,
-    /// The connection failed (I/O error, protocol violation, overlapping requests).
-    TransportError,
-    /// This side closed the connection on purpose.
-    ForcedClose,
-    /// The heartbeat failed.
-    PingTimeout,
-    /// The peer sent an invalid packet.
-    ParseError,
-    /// The server is shutting down.
-    ServerShuttingDown,
-    /// The output queue passed its cap (a consumer too slow to keep up).
-    SlowConsumer,
-}
-
-impl CloseReason {
-    /// Node's string for the reason.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::TransportClose => "transport close",
-            CloseReason::TransportError => "transport error",
-            CloseReason::ForcedClose => "forced close",
-            CloseReason::PingTimeout => "ping timeout",
-            CloseReason::ParseError => "parse error",
-            CloseReason::ServerShuttingDown => "server shutting down",
-            CloseReason::SlowConsumer => "slow consumer",
-        }
-    }
-}
-
-impl std::fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The timing options of a session (Node's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
-    /// `pingInterval`.
-    pub ping_interval: Duration,
-    /// `pingTimeout`.
-    pub ping_timeout: Duration,
-    /// `upgradeTimeout`.
-    pub upgrade_timeout: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Timing {
-            ping_interval: Duration::from_millis(25_000),
-            ping_timeout: Duration::from_millis(20_000),
-            upgrade_timeout: Duration::from_millis(10_000),
-        }
-    }
-}
-
-/// Caps of the output queue: past either, the session closes with
-/// [`CloseReason::SlowConsumer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueLimits {
-    /// Most queued frames.
-    pub frames: usize,
-    /// Most queued bytes.
-    pub bytes: usize,
-}
-
-impl Default for QueueLimits {
-    fn default() -> Self {
-        QueueLimits {
-            frames: 16_384,
-            bytes: 8 << 20,
-        }
-    }
-}
-
-/// One queued frame. WebSocket control frames never reach a polling transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Out {
-    /// An Engine.IO packet.
-    Eio(OutPacket),
-    /// A WebSocket pong answering a ping.
-    WsPong(Bytes),
-    /// A WebSocket close frame; the connection shuts down once it is written.
-    WsClose(u16),
-}
-
-/// What [`Session::queue`] did with the packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queued {
-    /// Queued: the transport should be woken.
-    Yes,
-    /// The session is closed: nothing was queued.
-    Closed,
-    /// Volatile packets dropped because the transport was not ready.
-    DroppedVolatile,
-    /// The queue passed a cap: the session is now closed ("slow consumer").
-    Overflow,
-}
-
-/// What a polling GET is answered with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Payload {
-    /// These packets (the queue, a `6` while upgrading or after the upgrade, or the final
-    /// `1` / `6` of a closed session).
-    Ready(Vec<OutPacket>),
-    /// Nothing to send yet: the GET waits.
-    Wait,
-}
-
-/// A refused transport event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportError {
-    /// A second GET or POST while one is active: 400, and the session closed.
-    Overlap,
-    /// A polling request for a session that moved to WebSocket: 400.
-    NotPolling,
-}
-
-/// Events for the driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// The session closed (reported once). `tombstone`: the client closed a polling session
-    /// while no GET was pending; a GET racing that close should still get its `6`.
-    Closed {
-        /// Why.
-        reason: CloseReason,
-        /// Remember the sid briefly (see above).
-        tombstone: bool,
-    },
-}
+mod types;
+pub use types::*;
 
 /// One Engine.IO session's protocol state.
 #[derive(Debug)]
@@ -428,13 +266,7 @@ impl Session {
     /// What a waiting polling GET gets now.
     pub fn poll_payload(&mut self) -> Payload {
         if let Some(reason) = self.closed {
-            let noop =
-                reason == CloseReason::TransportClose && self.transport == Transport::Polling;
-            return Payload::Ready(vec![if noop {
-                OutPacket::NOOP
-            } else {
-                OutPacket::CLOSE
-            }]);
+            return Payload::Ready(self.final_answer(reason));
         }
         if self.transport != Transport::Polling {
             return Payload::Ready(vec![OutPacket::NOOP]);
@@ -453,6 +285,38 @@ impl Session {
             return Payload::Ready(vec![OutPacket::NOOP]);
         }
         Payload::Wait
+    }
+
+    /// A deliberate close by the server flushes what it queued before (Node writes its buffer
+    /// before the close); a failure does not.
+    fn flushes(&self, reason: CloseReason) -> bool {
+        self.transport == Transport::Polling
+            && matches!(
+                reason,
+                CloseReason::ForcedClose | CloseReason::ServerShuttingDown
+            )
+            && self.out.iter().any(|o| matches!(o, Out::Eio(_)))
+    }
+
+    /// What a GET of a closed session gets: `6` after the client's own close; the packets the
+    /// server queued before closing deliberately (the `1` comes in the next answer: the client
+    /// must handle them before the close, as with Node); else `1`.
+    fn final_answer(&mut self, reason: CloseReason) -> Vec<OutPacket> {
+        if reason == CloseReason::TransportClose && self.transport == Transport::Polling {
+            return vec![OutPacket::NOOP];
+        }
+        if self.flushes(reason) {
+            self.out_bytes = 0;
+            return self
+                .out
+                .drain(..)
+                .filter_map(|o| match o {
+                    Out::Eio(p) => Some(p),
+                    _ => None,
+                })
+                .collect();
+        }
+        vec![OutPacket::CLOSE]
     }
 
     /// A polling GET arrived.
@@ -555,9 +419,22 @@ impl Session {
             return None;
         }
         let reason = self.closed?;
-        let tombstone = reason == CloseReason::TransportClose
-            && self.transport == Transport::Polling
-            && !self.get_active;
+        let mut tombstone = Vec::new();
+        if self.transport == Transport::Polling {
+            let flushes = self.flushes(reason);
+            if !self.get_active {
+                // no GET waits: the next ones of this sid still get their answers
+                if reason == CloseReason::TransportClose || flushes {
+                    tombstone.push(self.final_answer(reason));
+                }
+                if flushes {
+                    tombstone.push(vec![OutPacket::CLOSE]);
+                }
+            } else if flushes {
+                // the waiting GET takes the queue; the `1` goes to the next one
+                tombstone.push(vec![OutPacket::CLOSE]);
+            }
+        }
         Some(Event::Closed { reason, tombstone })
     }
 }

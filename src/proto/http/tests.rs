@@ -117,3 +117,30 @@ fn cors_headers() {
 fn percent_decoding() {
     assert_eq!(percent_decode("a%20b+c%2"), "a b c%2");
 }
+
+#[test]
+fn js_dates_and_query_pairs() {
+    assert_eq!(
+        js_date_string(0),
+        "Thu Jan 01 1970 00:00:00 GMT+0000 (Coordinated Universal Time)"
+    );
+    // 2026-12-07T05:38:41.123Z
+    assert_eq!(
+        js_date_string(1_796_621_921_123),
+        "Mon Dec 07 2026 05:38:41 GMT+0000 (Coordinated Universal Time)"
+    );
+    // a leap day
+    assert_eq!(
+        js_date_string(951_782_400_000),
+        "Tue Feb 29 2000 00:00:00 GMT+0000 (Coordinated Universal Time)"
+    );
+    assert_eq!(
+        query_pairs("EIO=4&transport=polling&x=a%20b&flag"),
+        vec![
+            ("EIO".to_string(), "4".to_string()),
+            ("transport".to_string(), "polling".to_string()),
+            ("x".to_string(), "a b".to_string()),
+            ("flag".to_string(), String::new()),
+        ]
+    );
+}

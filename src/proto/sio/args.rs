@@ -109,6 +109,20 @@ impl RawArgs {
             attachments,
         }
     }
+    /// Arguments serialized by an [`ArgWriter`] (comma-separated values, no brackets), read back.
+    pub(crate) fn from_array_items(items: Bytes, attachments: Vec<Bytes>) -> Self {
+        let mut b = BytesMut::with_capacity(items.len() + 2);
+        b.put_u8(b'[');
+        b.put_slice(&items);
+        b.put_u8(b']');
+        let data = b.freeze();
+        let ranges = super::split_array(&data).unwrap_or_default();
+        RawArgs {
+            data,
+            ranges,
+            attachments,
+        }
+    }
     /// Number of arguments.
     pub fn len(&self) -> usize {
         self.ranges.len()

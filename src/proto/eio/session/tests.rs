@@ -58,7 +58,7 @@ fn server_closes_without_a_pong() {
         s.poll_event(),
         Some(Event::Closed {
             reason: CloseReason::PingTimeout,
-            tombstone: false
+            tombstone: vec![]
         })
     );
     assert_eq!(s.poll_event(), None, "the close is reported once");
@@ -160,7 +160,7 @@ fn client_close_races_a_get() {
         s.poll_event(),
         Some(Event::Closed {
             reason: CloseReason::TransportClose,
-            tombstone: true
+            tombstone: vec![vec![OutPacket::NOOP]]
         })
     );
     // a GET pending: it is answered `6` at once
@@ -172,7 +172,7 @@ fn client_close_races_a_get() {
         s.poll_event(),
         Some(Event::Closed {
             reason: CloseReason::TransportClose,
-            tombstone: false
+            tombstone: vec![]
         })
     );
     assert_eq!(s.poll_payload(), Payload::Ready(vec![OutPacket::NOOP]));
@@ -271,4 +271,53 @@ fn client_posts_are_cut_at_max_payload() {
     c.queue([text("4a"), bin], false, false, &none);
     assert_eq!(c.poll_post(0).len(), 2, "0 means no limit");
     assert!(c.queue_empty());
+}
+
+#[test]
+fn a_server_close_flushes_the_polling_queue_first() {
+    // a GET waits: it takes the queue, and the next GET gets the `1`
+    let (mut s, _, _) = server(Transport::Polling);
+    s.get_arrived().unwrap();
+    assert_eq!(s.poll_payload(), Payload::Wait);
+    s.queue(
+        [text("41"), text("41/x,")],
+        false,
+        true,
+        &QueueLimits::default(),
+    );
+    s.close(CloseReason::ForcedClose);
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Closed {
+            reason: CloseReason::ForcedClose,
+            tombstone: vec![vec![OutPacket::CLOSE]]
+        })
+    );
+    assert_eq!(
+        s.poll_payload(),
+        Payload::Ready(vec![text("41"), text("41/x,")])
+    );
+    // no GET waits: the next two GETs of the sid get the queue, then the `1`
+    let (mut s, _, _) = server(Transport::Polling);
+    s.queue([text("41")], false, false, &QueueLimits::default());
+    s.close(CloseReason::ServerShuttingDown);
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Closed {
+            reason: CloseReason::ServerShuttingDown,
+            tombstone: vec![vec![text("41")], vec![OutPacket::CLOSE]]
+        })
+    );
+    // a failure drops what was queued
+    let (mut s, _, _) = server(Transport::Polling);
+    s.queue([text("42[]")], false, false, &QueueLimits::default());
+    s.close(CloseReason::TransportError);
+    assert_eq!(s.poll_payload(), Payload::Ready(vec![OutPacket::CLOSE]));
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Closed {
+            reason: CloseReason::TransportError,
+            tombstone: vec![]
+        })
+    );
 }
