@@ -1,6 +1,8 @@
 //! Virtual-clock tests of the session state machine: no sockets, no sleeps.
 
 use super::*;
+use bytes::Bytes;
+use std::time::Duration;
 
 const SEC: Duration = Duration::from_secs(1);
 
