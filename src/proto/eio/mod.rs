@@ -12,6 +12,7 @@ use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub mod session;
+pub mod v3;
 pub use session::{CloseReason, Side, Transport};
 
 crate::proto::id::id_type!(

@@ -22,10 +22,19 @@ use std::time::Instant;
 mod types;
 pub use types::*;
 
+/// Which end, and for a server which protocol revision (one byte: sessions are many).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Server,
+    /// Engine.IO v3 (allowEIO3): the client pings and the server answers.
+    ServerV3,
+    Client,
+}
+
 /// One Engine.IO session's protocol state.
 #[derive(Debug)]
 pub struct Session {
-    side: Side,
+    role: Role,
     transport: Transport,
     upgrading: bool,
     get_active: bool,
@@ -46,12 +55,25 @@ pub struct Session {
 impl Session {
     /// A session opened at `now` on `transport`.
     pub fn new(side: Side, transport: Transport, now: Instant, t: &Timing) -> Session {
-        let hb_due = match side {
-            Side::Server => now + t.ping_interval,
-            Side::Client => now + t.ping_interval + t.ping_timeout,
+        Session::with_protocol(side, false, transport, now, t)
+    }
+
+    /// A session of Engine.IO v3 (`v3`) or v4: in v3 the client sends the pings and the server
+    /// answers them, closing when none came within `pingInterval + pingTimeout`.
+    pub fn with_protocol(
+        side: Side,
+        v3: bool,
+        transport: Transport,
+        now: Instant,
+        t: &Timing,
+    ) -> Session {
+        let role = match (side, v3) {
+            (Side::Client, _) => Role::Client,
+            (Side::Server, false) => Role::Server,
+            (Side::Server, true) => Role::ServerV3,
         };
-        Session {
-            side,
+        let mut s = Session {
+            role,
             transport,
             upgrading: false,
             get_active: false,
@@ -59,10 +81,33 @@ impl Session {
             awaiting_pong: false,
             closed: None,
             close_pending: false,
-            hb_due,
+            hb_due: now,
             upgrade_due: None,
             out: VecDeque::new(),
             out_bytes: 0,
+        };
+        s.hb_due = if s.answers_pings() {
+            now + t.ping_interval + t.ping_timeout
+        } else {
+            now + t.ping_interval
+        };
+        s
+    }
+
+    /// This side answers pings (a client; a v3 server) instead of sending them.
+    fn answers_pings(&self) -> bool {
+        self.role != Role::Server
+    }
+
+    /// Engine.IO v3.
+    pub fn is_v3(&self) -> bool {
+        self.role == Role::ServerV3
+    }
+
+    fn side(&self) -> Side {
+        match self.role {
+            Role::Client => Side::Client,
+            Role::Server | Role::ServerV3 => Side::Server,
         }
     }
 
@@ -120,8 +165,8 @@ impl Session {
         if now < self.hb_due {
             return;
         }
-        match self.side {
-            Side::Server if !self.awaiting_pong => {
+        match self.answers_pings() {
+            false if !self.awaiting_pong => {
                 // the pong deadline counts from when the ping was due, not from `now`
                 self.hb_due += t.ping_timeout;
                 self.awaiting_pong = true;
@@ -137,9 +182,7 @@ impl Session {
     /// True when the heartbeat deadline passed (checked lazily by requests, so that the answer
     /// does not depend on timer latency).
     pub fn expired(&self, now: Instant) -> bool {
-        self.closed.is_none()
-            && now >= self.hb_due
-            && (self.side == Side::Client || self.awaiting_pong)
+        self.closed.is_none() && now >= self.hb_due && (self.answers_pings() || self.awaiting_pong)
     }
 
     /// A packet from the peer. Returns the application data (a message or a binary message);
@@ -148,23 +191,25 @@ impl Session {
         if self.closed.is_some() {
             return None;
         }
-        match (self.side, p) {
+        let answers = self.answers_pings();
+        match (self.side(), p) {
             (_, p @ (Packet::Message(_) | Packet::Binary(_))) => return Some(p),
             (_, Packet::Close) => self.close(CloseReason::TransportClose),
-            (Side::Server, Packet::Pong(_)) => {
+            (_, Packet::Ping(_)) if answers => {
+                self.push(Out::Eio(OutPacket::PONG));
+                self.hb_due = now + t.ping_interval + t.ping_timeout;
+            }
+            (Side::Server, Packet::Pong(_)) if !answers => {
                 self.awaiting_pong = false;
                 self.hb_due = now + t.ping_interval;
             }
             (Side::Server, Packet::Noop) => {}
-            // a ping from the client, an upgrade outside the probe, an open: not for a server
-            (Side::Server, Packet::Ping(_) | Packet::Upgrade | Packet::Open(_)) => {
-                self.close(CloseReason::ParseError)
-            }
-            (Side::Client, Packet::Ping(_)) => {
-                self.push(Out::Eio(OutPacket::PONG));
-                self.hb_due = now + t.ping_interval + t.ping_timeout;
-            }
-            (Side::Client, Packet::Open(_) | Packet::Pong(_) | Packet::Upgrade | Packet::Noop) => {}
+            // a ping to a v4 server, a pong to a v3 one, an upgrade outside the probe, an open
+            (
+                Side::Server,
+                Packet::Ping(_) | Packet::Pong(_) | Packet::Upgrade | Packet::Open(_),
+            ) => self.close(CloseReason::ParseError),
+            (Side::Client, _) => {}
         }
         None
     }
@@ -408,7 +453,7 @@ impl Session {
         self.close_pending = true;
         self.upgrading = false;
         self.upgrade_due = None;
-        if self.transport == Transport::WebSocket && self.side == Side::Server {
+        if self.transport == Transport::WebSocket && self.side() == Side::Server {
             self.out.push_back(Out::WsClose(code));
         }
     }

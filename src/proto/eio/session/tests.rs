@@ -323,3 +323,26 @@ fn a_server_close_flushes_the_polling_queue_first() {
         })
     );
 }
+
+#[test]
+fn a_v3_server_answers_the_client_pings() {
+    let t0 = Instant::now();
+    let t = timing();
+    let mut s = Session::with_protocol(Side::Server, true, Transport::WebSocket, t0, &t);
+    assert!(s.is_v3());
+    assert_eq!(s.poll_timeout(), Some(t0 + 45 * SEC));
+    // no ping from the server
+    s.handle_timeout(t0 + 44 * SEC, &t);
+    assert!(drain(&mut s).is_empty());
+    s.handle_packet(t0 + 30 * SEC, Packet::Ping(Bytes::new()), &t);
+    assert_eq!(drain(&mut s), vec![Out::Eio(OutPacket::PONG)]);
+    assert_eq!(s.poll_timeout(), Some(t0 + 75 * SEC));
+    s.handle_timeout(t0 + 74 * SEC, &t);
+    assert!(!s.is_closed());
+    s.handle_timeout(t0 + 75 * SEC, &t);
+    assert_eq!(s.close_reason(), Some(CloseReason::PingTimeout));
+    // a pong is the wrong direction in v3
+    let mut s = Session::with_protocol(Side::Server, true, Transport::WebSocket, t0, &t);
+    s.handle_packet(t0, Packet::Pong(Bytes::new()), &t);
+    assert_eq!(s.close_reason(), Some(CloseReason::ParseError));
+}
