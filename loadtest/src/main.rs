@@ -447,7 +447,8 @@ fn run_plan(plan: &Plan, o: &Opts, nofile: u64) -> (Vec<Vec<RunResult>>, bool) {
 /// The tables over all groups, `--plot` and `--json`; false when a file could not be written.
 fn output(plan: &Plan, groups: &[Vec<RunResult>], o: &Opts) -> bool {
     let mut ok = true;
-    if plan.compare && plan.servers.iter().any(|s| s == "ringio") {
+    let servers = plan.servers.iter().filter(|s| *s != "floor").count();
+    if plan.compare && servers > 1 && plan.servers.iter().any(|s| s == "ringio") {
         report::print_cpu(groups, "ringio", "node");
     }
     if plan.servers.iter().any(|s| s == "floor") {

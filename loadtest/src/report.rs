@@ -353,13 +353,16 @@ pub fn print_floor(groups: &[Vec<RunResult>]) {
 /// server process, the client = every generator process, the whole machine from /proc/stat),
 /// ops/s and median latency for every server, with each server / `base` (ringio / Node).
 pub fn print_cpu(groups: &[Vec<RunResult>], base: &str, other: &str) {
-    let metrics: [(&str, &str, &'static str); 6] = [
+    let metrics: [(&str, &str, &'static str); 9] = [
         ("server_cpu_us_per_op", "server CPU per op", "us"),
         ("client_cpu_us_per_op", "client CPU per op", "us"),
         ("machine_cpu_us_per_op", "machine CPU per op", "us"),
         ("ops_per_s", "ops/s", "/s"),
         ("rtt_p50_ms", "p50", "ms"),
+        ("rtt_p99_ms", "p99", "ms"),
         ("last_p50_ms", "send -> LAST p50", "ms"),
+        ("server_cpu_hold_pct", "server CPU idle hold", "%"),
+        ("machine_cpu_hold_pct", "machine CPU idle hold", "%"),
     ];
     println!();
     println!(
@@ -371,6 +374,7 @@ pub fn print_cpu(groups: &[Vec<RunResult>], base: &str, other: &str) {
         let Some(first) = runs.first() else { continue };
         let a = runs.iter().find(|r| short(&r.server_kind) == base);
         let b = runs.iter().find(|r| short(&r.server_kind) == other);
+        println!();
         let mut head = format!("  {:<10}{:<10}{:<22}", "scenario", "generator", "metric");
         for r in &runs {
             head.push_str(&format!("{:>16}", short(&r.server_kind)));
