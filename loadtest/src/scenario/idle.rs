@@ -2,7 +2,7 @@
 //! connect latency, server RSS per connection, CPU per connect over the ramp, and the CPU of
 //! the server, the client and the machine while nothing happens (the hold).
 
-use super::meter::{cpu_rows, hold_rows, window};
+use super::meter::{cpu_rows, hold_rows, other_cores, window};
 use super::progress::progress_sleep;
 use super::{rss_per_conn, Ctx, Outcome};
 use crate::report::{Better, PlotData, Row};
@@ -93,9 +93,16 @@ pub(super) fn run(c: Ctx) -> Outcome {
     }
     cpu_rows(&mut rows, &ramp_w, threads, connected as u64, "connect");
     hold_rows(&mut rows, &hold_w);
+    let mut notes = Vec::new();
+    let other = other_cores(&hold_w);
+    if other > 0.25 {
+        notes.push(format!(
+            "during the hold other processes used {other:.2} cores: the machine's idle figure is theirs"
+        ));
+    }
     Outcome {
         rows,
-        notes: Vec::new(),
+        notes,
         w: ramp_w,
         plot: PlotData::default(),
     }
