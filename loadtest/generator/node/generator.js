@@ -89,8 +89,9 @@ function srcAddr(i) {
   return `127.0.0.${2 + j}`;
 }
 
-// Opens connection i; calls onUp(conn) once the Socket.IO CONNECT is answered.
-function open(i, onUp) {
+// Opens connection i; calls onUp(conn) once the Socket.IO CONNECT is answered, onFail(conn)
+// when it cannot connect. A receiver or echoer that disconnects before `stop` counts as dropped.
+function open(i, onUp, onFail, countDrop = true) {
   const opts = {
     transports: P.transports,
     forceNew: true,
@@ -112,20 +113,17 @@ function open(i, onUp) {
   s.on("connect_error", (e) => {
     if (c.up) return;
     noteError(e);
-    c.failedOpen = true;
     s.close();
     onFail(c);
   });
   s.on("disconnect", (reason) => {
-    if (phase !== "stop" && c.up) {
+    if (phase !== "stop" && c.up && countDrop) {
       noteError(`disconnected: ${reason}`);
       st.dropped++;
     }
   });
   return c;
 }
-
-let onFail = () => {};
 
 function rampedCheck() {
   if (phase !== "ramp") return;
@@ -138,7 +136,7 @@ function rampedCheck() {
 function ramp() {
   phase = "ramp";
   const start = now() + 5;
-  onFail = () => {
+  const failed = () => {
     st.failed++;
     st.failures++;
     rampedCheck();
@@ -159,7 +157,7 @@ function ramp() {
   const step = () => {
     const t = now();
     while (next < local.length && start + (local[next] / P.rate) * 1000 <= t) {
-      open(local[next], up);
+      open(local[next], up, failed);
       next++;
     }
     if (next < local.length) {
@@ -180,20 +178,20 @@ function ramp() {
 }
 
 function openSender() {
-  const c = open(P.conns, (c) => {
+  const up = (c) => {
     sender = c;
     st.senderReady = true;
     rampedCheck();
-  });
-  // the sender's own copies of `b` are not deliveries
-  c.s.on("b", () => {});
-  const fail = onFail;
-  onFail = (x) => {
-    if (x === c) {
-      st.senderFailed = true;
-      rampedCheck();
-    } else fail(x);
   };
+  const failed = () => {
+    st.senderFailed = true;
+    rampedCheck();
+  };
+  // the sender's own copies of `b` are not deliveries; losing it fails the sender
+  const c = open(P.conns, up, failed, false);
+  c.s.on("disconnect", () => {
+    if (phase !== "stop") st.senderFailed = true;
+  });
 }
 
 // closed loop: one echo+ack in flight
