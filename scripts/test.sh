@@ -22,6 +22,7 @@ need npm "npm for the interop tests"
 
 echo "== npm ci (tests/js)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+npm ci --prefix loadtest/generator/node --no-audit --no-fund --loglevel=error
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

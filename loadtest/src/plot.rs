@@ -23,13 +23,18 @@ pub fn write_all(dir: &Path, groups: &[Vec<RunResult>]) -> Result<Vec<PathBuf>, 
     let mut files = Vec::new();
     for g in groups {
         let Some(first) = g.first() else { continue };
+        // the Node generator's groups get their own files
+        let name = match first.generator.as_str() {
+            "rust" => first.scenario.clone(),
+            other => format!("{}-{other}", first.scenario),
+        };
         if g.iter().any(|r| !r.plot.cdf.is_empty()) {
-            let f = dir.join(format!("{}-latency-cdf.svg", first.scenario));
+            let f = dir.join(format!("{name}-latency-cdf.svg"));
             cdf(&f, g)?;
             files.push(f);
         }
         if g.iter().any(|r| !r.plot.last_ms.is_empty()) {
-            let f = dir.join(format!("{}-last-receiver.svg", first.scenario));
+            let f = dir.join(format!("{name}-last-receiver.svg"));
             last_receiver(&f, g)?;
             files.push(f);
         }

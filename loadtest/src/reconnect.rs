@@ -5,6 +5,7 @@
 
 use crate::client::{Conn, Msg, Registry};
 use crate::report::{Better, PlotData, Row, RunResult};
+use crate::scenario::progress::wait_until;
 use crate::server::Server;
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -204,14 +205,162 @@ async fn client_thread(t: usize, sh: Arc<Shared>) -> Out {
     r
 }
 
-fn wait_until(deadline: Instant, done: impl Fn() -> bool) -> bool {
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
+/// The client threads of the storm, each with its own monoio runtime.
+fn spawn_threads(sh: &Arc<Shared>) -> Vec<std::thread::JoinHandle<Out>> {
+    (0..sh.threads)
+        .map(|t| {
+            let sh = sh.clone();
+            std::thread::Builder::new()
+                .name(format!("client-{t}"))
+                .spawn(move || {
+                    let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                        .enable_timer()
+                        .with_entries(4096)
+                        .build()
+                        .expect("monoio runtime");
+                    rt.block_on(client_thread(t, sh))
+                })
+                .expect("spawn client thread")
+        })
+        .collect()
+}
+
+/// What the restart measured.
+struct Restart {
+    /// connections before the restart
+    connected: usize,
+    /// the new server listening
+    t_ready: Instant,
+    /// SIGTERM -> new server listening (None: the restart failed)
+    restart_s: Option<f64>,
+    /// the old process's whole CPU, the new one's until everyone was back (or the deadline)
+    old_cpu: Option<u64>,
+    new_cpu: Option<u64>,
+    notes: Vec<String>,
+}
+
+/// Ramps the clients up, stops the server, waits `down_ms`, starts it again and waits until
+/// every client is back or `DEADLINE`; then stops the clients.
+fn restart(srv: &mut Server, sh: &Shared, down_ms: u64) -> Restart {
+    let _ = sh.ramp_at.set(Instant::now() + Duration::from_millis(5));
+    let budget = Duration::from_secs_f64(sh.conns as f64 / sh.rate) + Duration::from_secs(15);
+    wait_until(Instant::now() + budget, || {
+        sh.connected.load(Ordering::Acquire) + sh.failed.load(Ordering::Acquire) >= sh.conns
+    });
+    let connected = sh.connected.load(Ordering::Acquire);
+    std::thread::sleep(Duration::from_secs(1));
+    let old_cpu = srv.sample().map(|s| s.cpu_ns);
+    // stop (SIGTERM; SIGKILL after 3 s) and start again on the same port
+    let t_stop = Instant::now();
+    srv.stop();
+    std::thread::sleep(Duration::from_millis(down_ms));
+    let restarted = srv.restart();
+    let t_ready = Instant::now();
+    let mut notes = Vec::new();
+    let mut restart_s = None;
+    if let Err(e) = &restarted {
+        notes.push(format!("restart failed: {e}"));
+    } else {
+        restart_s = Some(t_ready.duration_since(t_stop).as_secs_f64());
     }
-    done()
+    wait_until(t_ready + DEADLINE, || {
+        sh.back.load(Ordering::Acquire) >= connected
+    });
+    let new_cpu = srv.sample().map(|s| s.cpu_ns);
+    sh.stop.store(true, Ordering::Release);
+    Restart {
+        connected,
+        t_ready,
+        restart_s,
+        old_cpu,
+        new_cpu,
+        notes,
+    }
+}
+
+/// The result rows: time until 50 / 99 / 100 % were back, attempts, failures, CPU.
+fn rows(r: &Restart, back: &[(Instant, u32)], not_back: Vec<u32>, failed: usize) -> Vec<Row> {
+    // time from the new server listening until each client was back
+    let mut secs: Vec<f64> = back
+        .iter()
+        .filter(|(at, _)| *at <= r.t_ready + DEADLINE)
+        .map(|(at, _)| at.saturating_duration_since(r.t_ready).as_secs_f64())
+        .collect();
+    secs.sort_by(f64::total_cmp);
+    let n_back = secs.len();
+    let at_frac = |f: f64| {
+        let k = ((r.connected as f64 * f).ceil() as usize).max(1);
+        (k <= n_back).then(|| secs[k - 1] * 1000.0)
+    };
+    let attempts: Vec<u32> = back.iter().map(|b| b.1).chain(not_back).collect();
+    let mean = (!attempts.is_empty())
+        .then(|| attempts.iter().map(|&a| a as f64).sum::<f64>() / attempts.len() as f64);
+    let max = attempts.iter().max().map(|&m| m as f64);
+    let failures = r.connected.saturating_sub(n_back);
+    let ms = |label: &str, key: &str, v: Option<f64>| Row::new(key, label, v, "ms", Better::Lower);
+    let mut rows = vec![
+        Row::new(
+            "connections",
+            "connections before the restart",
+            Some(r.connected as f64),
+            "",
+            Better::Info,
+        ),
+        ms(
+            "SIGTERM -> new server listening (incl. --down-ms)",
+            "restart_ms",
+            r.restart_s.map(|s| s * 1000.0),
+        ),
+        ms("restart -> 50% back", "back_p50_ms", at_frac(0.5)),
+        ms("restart -> 99% back", "back_p99_ms", at_frac(0.99)),
+        ms("restart -> 100% back", "back_p100_ms", at_frac(1.0)),
+        Row::new(
+            "attempts_mean",
+            "reconnect attempts per client, mean",
+            mean,
+            "",
+            Better::Lower,
+        ),
+        Row::new(
+            "attempts_max",
+            "reconnect attempts per client, max",
+            max,
+            "",
+            Better::Lower,
+        ),
+        Row::new(
+            "failures",
+            "failures (not back within 30 s)",
+            Some(failures as f64 + failed as f64),
+            "",
+            Better::Lower,
+        ),
+        Row::new(
+            "server_cpu_us_per_op",
+            "server CPU per reconnect (new process)",
+            r.new_cpu
+                .map(|ns| ns as f64 / 1000.0 / n_back.max(1) as f64),
+            "us",
+            Better::Lower,
+        ),
+        Row::new(
+            "old_server_cpu_ms",
+            "old server CPU (whole life)",
+            r.old_cpu.map(|ns| ns as f64 / 1e6),
+            "ms",
+            Better::Info,
+        ),
+    ];
+    if failed > 0 {
+        rows.push(Row::new(
+            "initial_failures",
+            "initial connect failures",
+            Some(failed as f64),
+            "",
+            Better::Lower,
+        ));
+    }
+    rows
 }
 
 /// Runs the reconnect storm against `srv` (which must be restartable: started by the harness).
@@ -237,49 +386,9 @@ pub fn run(
         stop: AtomicBool::new(false),
         first_error: OnceLock::new(),
     });
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let sh = sh.clone();
-            std::thread::Builder::new()
-                .name(format!("client-{t}"))
-                .spawn(move || {
-                    let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                        .enable_timer()
-                        .with_entries(4096)
-                        .build()
-                        .expect("monoio runtime");
-                    rt.block_on(client_thread(t, sh))
-                })
-                .expect("spawn client thread")
-        })
-        .collect();
+    let handles = spawn_threads(&sh);
     std::thread::sleep(Duration::from_millis(200));
-    let _ = sh.ramp_at.set(Instant::now() + Duration::from_millis(5));
-    let budget = Duration::from_secs_f64(conns as f64 / rate) + Duration::from_secs(15);
-    wait_until(Instant::now() + budget, || {
-        sh.connected.load(Ordering::Acquire) + sh.failed.load(Ordering::Acquire) >= conns
-    });
-    let connected = sh.connected.load(Ordering::Acquire);
-    std::thread::sleep(Duration::from_secs(1));
-    let old_cpu = srv.sample().map(|s| s.cpu_ns);
-    // stop (SIGTERM; SIGKILL after 3 s) and start again on the same port
-    let t_stop = Instant::now();
-    srv.stop();
-    std::thread::sleep(Duration::from_millis(down_ms));
-    let restarted = srv.restart();
-    let t_ready = Instant::now();
-    let mut notes = Vec::new();
-    let mut restart_s = None;
-    if let Err(e) = &restarted {
-        notes.push(format!("restart failed: {e}"));
-    } else {
-        restart_s = Some(t_ready.duration_since(t_stop).as_secs_f64());
-    }
-    let down_ok = wait_until(t_ready + DEADLINE, || {
-        sh.back.load(Ordering::Acquire) >= connected
-    });
-    let new_cpu = srv.sample().map(|s| s.cpu_ns);
-    sh.stop.store(true, Ordering::Release);
+    let r = restart(srv, &sh, down_ms);
     let mut back: Vec<(Instant, u32)> = Vec::new();
     let mut not_back: Vec<u32> = Vec::new();
     for h in handles {
@@ -288,105 +397,8 @@ pub fn run(
             not_back.extend(o.not_back_attempts);
         }
     }
-    let _ = down_ok;
-    // time from the new server listening until each client was back
-    let mut secs: Vec<f64> = back
-        .iter()
-        .filter(|(at, _)| *at <= t_ready + DEADLINE)
-        .map(|(at, _)| at.saturating_duration_since(t_ready).as_secs_f64())
-        .collect();
-    secs.sort_by(f64::total_cmp);
-    let n_back = secs.len();
-    let at_frac = |f: f64| {
-        let k = ((connected as f64 * f).ceil() as usize).max(1);
-        (k <= n_back).then(|| secs[k - 1] * 1000.0)
-    };
-    let attempts: Vec<u32> = back.iter().map(|b| b.1).chain(not_back).collect();
-    let mean = (!attempts.is_empty())
-        .then(|| attempts.iter().map(|&a| a as f64).sum::<f64>() / attempts.len() as f64);
-    let max = attempts.iter().max().map(|&m| m as f64);
-    let failures = connected.saturating_sub(n_back);
-    let mut rows = vec![
-        Row::new(
-            "connections",
-            "connections before the restart",
-            Some(connected as f64),
-            "",
-            Better::Info,
-        ),
-        Row::new(
-            "restart_ms",
-            "SIGTERM -> new server listening (incl. --down-ms)",
-            restart_s.map(|s| s * 1000.0),
-            "ms",
-            Better::Lower,
-        ),
-        Row::new(
-            "back_p50_ms",
-            "restart -> 50% back",
-            at_frac(0.5),
-            "ms",
-            Better::Lower,
-        ),
-        Row::new(
-            "back_p99_ms",
-            "restart -> 99% back",
-            at_frac(0.99),
-            "ms",
-            Better::Lower,
-        ),
-        Row::new(
-            "back_p100_ms",
-            "restart -> 100% back",
-            at_frac(1.0),
-            "ms",
-            Better::Lower,
-        ),
-        Row::new(
-            "attempts_mean",
-            "reconnect attempts per client, mean",
-            mean,
-            "",
-            Better::Lower,
-        ),
-        Row::new(
-            "attempts_max",
-            "reconnect attempts per client, max",
-            max,
-            "",
-            Better::Lower,
-        ),
-        Row::new(
-            "failures",
-            "failures (not back within 30 s)",
-            Some(failures as f64 + sh.failed.load(Ordering::Acquire) as f64),
-            "",
-            Better::Lower,
-        ),
-        Row::new(
-            "server_cpu_us_per_op",
-            "server CPU per reconnect (new process)",
-            new_cpu.map(|ns| ns as f64 / 1000.0 / n_back.max(1) as f64),
-            "us",
-            Better::Lower,
-        ),
-        Row::new(
-            "old_server_cpu_ms",
-            "old server CPU (whole life)",
-            old_cpu.map(|ns| ns as f64 / 1e6),
-            "ms",
-            Better::Info,
-        ),
-    ];
-    if sh.failed.load(Ordering::Acquire) > 0 {
-        rows.push(Row::new(
-            "initial_failures",
-            "initial connect failures",
-            Some(sh.failed.load(Ordering::Acquire) as f64),
-            "",
-            Better::Lower,
-        ));
-    }
+    let rows = rows(&r, &back, not_back, sh.failed.load(Ordering::Acquire));
+    let mut notes = r.notes;
     notes.push(
         "server CPU per reconnect: the new process's whole CPU (start-up included) / clients back"
             .into(),
@@ -398,6 +410,7 @@ pub fn run(
         scenario: "reconnect".into(),
         server: srv.label.clone(),
         server_kind: srv.kind.name().into(),
+        generator: "rust".into(),
         description: format!(
             "{conns} conns at {rate}/s, SIGTERM + restart on the same port ({down_ms} ms down), socket.io-client \
              backoff 1000..5000 ms x2 +-50%, 1 echo+ack after reconnecting, {threads} client threads"
@@ -406,7 +419,7 @@ pub fn run(
             "scenario": "reconnect", "conns": conns, "connect_rate_per_s": rate,
             "client_threads": threads, "reconnection_delay_ms": 1000,
             "reconnection_delay_max_ms": 5000, "randomization_factor": 0.5,
-            "deadline_s": DEADLINE.as_secs(), "down_ms": down_ms,
+            "deadline_s": DEADLINE.as_secs(), "down_ms": down_ms, "generator": "rust",
         }),
         rows,
         client_bound: false,

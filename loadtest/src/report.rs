@@ -68,6 +68,8 @@ pub struct RunResult {
     pub scenario: String,
     pub server: String,
     pub server_kind: String,
+    /// the load generator: "rust" (this harness's client) or "node" (socket.io-client)
+    pub generator: String,
     pub description: String,
     pub params: serde_json::Value,
     pub rows: Vec<Row>,
@@ -107,6 +109,7 @@ impl RunResult {
             "scenario": self.scenario,
             "server": self.server,
             "server_kind": self.server_kind,
+            "generator": self.generator,
             "params": self.params,
             "client_bound": self.client_bound,
             "metrics": metrics,
@@ -340,6 +343,72 @@ pub fn print_floor(groups: &[Vec<RunResult>]) {
                 println!(
                     "  {:<8}note: {} was CLIENT-BOUND",
                     r.scenario, r.server_kind
+                );
+            }
+        }
+    }
+}
+
+/// The CPU table of `compare`: per scenario and generator, CPU per operation three ways (the
+/// server process, the client = every generator process, the whole machine from /proc/stat),
+/// ops/s and median latency for every server, with each server / `base` (ringio / Node).
+pub fn print_cpu(groups: &[Vec<RunResult>], base: &str, other: &str) {
+    let metrics: [(&str, &str, &'static str); 9] = [
+        ("server_cpu_us_per_op", "server CPU per op", "us"),
+        ("client_cpu_us_per_op", "client CPU per op", "us"),
+        ("machine_cpu_us_per_op", "machine CPU per op", "us"),
+        ("ops_per_s", "ops/s", "/s"),
+        ("rtt_p50_ms", "p50", "ms"),
+        ("rtt_p99_ms", "p99", "ms"),
+        ("last_p50_ms", "send -> LAST p50", "ms"),
+        ("server_cpu_hold_pct", "server CPU idle hold", "%"),
+        ("machine_cpu_hold_pct", "machine CPU idle hold", "%"),
+    ];
+    println!();
+    println!(
+        "== CPU per operation, three ways: the server process / the client (all generator \
+         processes) / the whole machine (/proc/stat busy: user+nice+system+irq+softirq+steal)"
+    );
+    for g in groups {
+        let runs: Vec<&RunResult> = g.iter().filter(|r| r.server_kind != "floor").collect();
+        let Some(first) = runs.first() else { continue };
+        let a = runs.iter().find(|r| short(&r.server_kind) == base);
+        let b = runs.iter().find(|r| short(&r.server_kind) == other);
+        println!();
+        let mut head = format!("  {:<10}{:<10}{:<22}", "scenario", "generator", "metric");
+        for r in &runs {
+            head.push_str(&format!("{:>16}", short(&r.server_kind)));
+        }
+        if a.is_some() && b.is_some() {
+            head.push_str(&format!("{:>16}", format!("{base}/{other}")));
+        }
+        println!("{head}");
+        for (key, label, unit) in metrics {
+            if runs.iter().all(|r| r.get(key).is_none()) {
+                continue;
+            }
+            let mut line = format!(
+                "  {:<10}{:<10}{:<22}",
+                first.scenario, first.generator, label
+            );
+            for r in &runs {
+                line.push_str(&format!("{:>16}", fmt_val(r.get(key), unit)));
+            }
+            if let (Some(a), Some(b)) = (a, b) {
+                let ratio = match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) if y != 0.0 => format!("{:.2}x", x / y),
+                    _ => "-".into(),
+                };
+                line.push_str(&format!("{ratio:>16}"));
+            }
+            println!("{line}");
+        }
+        for r in &runs {
+            if r.client_bound {
+                println!(
+                    "  {:<20}note: {} was CLIENT-BOUND",
+                    format!("{} {}", r.scenario, r.generator),
+                    r.server_kind
                 );
             }
         }

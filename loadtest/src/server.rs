@@ -58,6 +58,8 @@ struct Respawn {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     cwd: Option<PathBuf>,
+    /// `--pin`: the CPUs the process starts on
+    cpus: Option<Vec<usize>>,
 }
 
 impl Respawn {
@@ -69,6 +71,9 @@ impl Respawn {
         }
         if let Some(d) = &self.cwd {
             cmd.current_dir(d);
+        }
+        if let Some(c) = &self.cpus {
+            crate::pin::on_exec(&mut cmd, c);
         }
         cmd
     }
@@ -168,6 +173,29 @@ fn socketioxide_version(dir: &Path) -> String {
     "0.18".into()
 }
 
+/// Runs `npm ci` (`npm install` without a package-lock.json) in `dir` when its node_modules
+/// lacks the package `marker`.
+pub fn npm_install(dir: &Path, marker: &str) -> Result<(), String> {
+    if dir.join("node_modules").join(marker).exists() {
+        return Ok(());
+    }
+    let sub = if dir.join("package-lock.json").exists() {
+        "ci"
+    } else {
+        "install"
+    };
+    eprintln!("loadtest: running `npm {sub}` in {}", dir.display());
+    let st = Command::new("npm")
+        .args([sub, "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("cannot run npm (is Node.js installed?): {e}"))?;
+    if !st.success() {
+        return Err(format!("npm {sub} failed in {}", dir.display()));
+    }
+    Ok(())
+}
+
 /// Makes sure the ringio binary exists: builds it with cargo (release) when missing and
 /// `build` is true.
 pub fn ensure_ringio(build: bool) -> Result<PathBuf, String> {
@@ -204,8 +232,12 @@ pub fn ensure_ringio(build: bool) -> Result<PathBuf, String> {
 }
 
 impl Server {
-    /// Starts `ringio serve` on a free port.
-    pub fn start_ringio(shards: usize, build: bool) -> Result<Server, String> {
+    /// Starts `ringio serve` on a free port (on `cpus` when set: `--pin`).
+    pub fn start_ringio(
+        shards: usize,
+        build: bool,
+        cpus: Option<&[usize]>,
+    ) -> Result<Server, String> {
         let bin = ensure_ringio(build)?;
         let port = free_port().map_err(|e| e.to_string())?;
         let rs = Respawn {
@@ -227,6 +259,7 @@ impl Server {
                 std::env::var("RINGIO_LOG").unwrap_or("warn".into()),
             )],
             cwd: None,
+            cpus: cpus.map(<[usize]>::to_vec),
         };
         let (mut child, log) = spawn_logged(rs.command(), "ringio")?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -244,7 +277,7 @@ impl Server {
     }
 
     /// Starts the floor server (this executable's hidden `floor-server`: raw TCP on monoio).
-    pub fn start_floor(shards: usize) -> Result<Server, String> {
+    pub fn start_floor(shards: usize, cpus: Option<&[usize]>) -> Result<Server, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let port = free_port().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(exe);
@@ -255,6 +288,9 @@ impl Server {
             "--shards",
             &shards.to_string(),
         ]);
+        if let Some(c) = cpus {
+            crate::pin::on_exec(&mut cmd, c);
+        }
         let (mut child, log) = spawn_logged(cmd, "floor")?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         wait_ready(addr, &mut child, &log)?;
@@ -272,24 +308,9 @@ impl Server {
 
     /// Starts the Node socket.io peer (loadtest/peers/node), running `npm ci` first when its
     /// node_modules is missing.
-    pub fn start_node() -> Result<Server, String> {
+    pub fn start_node(cpus: Option<&[usize]>) -> Result<Server, String> {
         let dir = workspace_root().join("loadtest").join("peers").join("node");
-        if !dir.join("node_modules").join("socket.io").exists() {
-            let sub = if dir.join("package-lock.json").exists() {
-                "ci"
-            } else {
-                "install"
-            };
-            eprintln!("loadtest: running `npm {sub}` in {}", dir.display());
-            let st = Command::new("npm")
-                .args([sub, "--no-audit", "--no-fund"])
-                .current_dir(&dir)
-                .status()
-                .map_err(|e| format!("cannot run npm (is Node.js installed?): {e}"))?;
-            if !st.success() {
-                return Err(format!("npm {sub} failed in {}", dir.display()));
-            }
-        }
+        npm_install(&dir, "socket.io")?;
         let port = free_port().map_err(|e| e.to_string())?;
         let rs = Respawn {
             name: "node",
@@ -300,6 +321,7 @@ impl Server {
                 ("HOST".into(), "127.0.0.1".into()),
             ],
             cwd: Some(dir.clone()),
+            cpus: cpus.map(<[usize]>::to_vec),
         };
         let (mut child, log) = spawn_logged(rs.command(), "node")?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -325,7 +347,7 @@ impl Server {
     /// Starts the socketioxide 0.18 peer (loadtest/peers/socketioxide, a separate cargo project),
     /// building it first (`cargo build --release --manifest-path ...`) when its binary is missing
     /// and `build` is true.
-    pub fn start_socketioxide(build: bool) -> Result<Server, String> {
+    pub fn start_socketioxide(build: bool, cpus: Option<&[usize]>) -> Result<Server, String> {
         let dir = workspace_root()
             .join("loadtest")
             .join("peers")
@@ -362,6 +384,9 @@ impl Server {
         let port = free_port().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&bin);
         cmd.env("PORT", port.to_string()).env("HOST", "127.0.0.1");
+        if let Some(c) = cpus {
+            crate::pin::on_exec(&mut cmd, c);
+        }
         let (mut child, log) = spawn_logged(cmd, "socketioxide")?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         wait_ready(addr, &mut child, &log)?;
@@ -461,7 +486,8 @@ pub struct ProcSample {
     pub rss_kb: u64,
 }
 
-fn clk_tck() -> u64 {
+/// USER_HZ: the unit of /proc/stat and /proc/<pid>/stat times.
+pub fn clk_tck() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {

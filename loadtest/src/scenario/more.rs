@@ -2,7 +2,8 @@
 //! `churn` (connect, one echo+ack, disconnect, again), `rooms` (join / bcast / leave loops) and the
 //! long-polling clients of `polling-mix`.
 
-use super::{connect_counted, open, us, wait_flag, Shared, ThreadOut};
+use super::hist::us;
+use super::runner::{connect_counted, open, wait_flag, Shared, ThreadOut, CONNECT_TIMEOUT};
 use crate::client::{Msg, Registry};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -352,7 +353,7 @@ impl Poll {
 pub(super) async fn poller(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
     let t0 = Instant::now();
     let fut = Poll::connect(&sh, i, &reg);
-    let r = match monoio::time::timeout(super::CONNECT_TIMEOUT, fut).await {
+    let r = match monoio::time::timeout(CONNECT_TIMEOUT, fut).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
