@@ -18,6 +18,32 @@ use std::time::Duration;
 pub type EngineHandlerFactory = Arc<dyn Fn() -> RawHandler + Send + Sync>;
 
 /// Builds a [`Server`].
+///
+/// The HTTP options and the engine's hooks, as Node's:
+///
+/// ```no_run
+/// use ringio::{CookieOptions, CorsOptions, CorsOrigin, Server};
+///
+/// let server = Server::builder()
+///     // Node: cors: { origin: ["https://app.example"], credentials: true, maxAge: 600 }
+///     .cors(
+///         CorsOptions::new(CorsOrigin::List(vec!["https://app.example".into()]))
+///             .credentials(true)
+///             .max_age(600),
+///     )
+///     .cookie(CookieOptions::default()) // Set-Cookie: io=<sid>; Path=/; HttpOnly; SameSite=Lax
+///     .on_headers(|headers, _req| headers.set("X-Served-By", "ringio"))
+///     .on_connection_error(|e| eprintln!("{} {} {}", e.code, e.message, e.context.to_json()))
+///     // runs on the shard that received the request; the shard goes on meanwhile
+///     .allow_request_async(|req| async move {
+///         match req.origin() {
+///             Some(_) => Ok(()),
+///             None => Err("an Origin is required".to_string()), // 403 {"code":4,"message":"an Origin is required"}
+///         }
+///     })
+///     .build();
+/// # let _ = server;
+/// ```
 pub struct ServerBuilder {
     engine: EngineConfig,
     sio: SioConfig,
