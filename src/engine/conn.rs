@@ -330,8 +330,7 @@ fn finish_poll(cfg: &super::EngineConfig, head: &Head, reply: PollReply) -> Byte
 fn forward(ep_idx: EndpointId, req: PollRequest) -> super::endpoint::LocalBoxFuture<PollReply> {
     let (tx, rx) = futures_channel::oneshot::channel();
     let owner = req.sid.shard();
-    let gone = http::error_response(EioError::UnknownSid, &req.extra, req.keep_alive);
-    let sid = req.sid.to_string();
+    let (sid, extra, keep_alive) = (req.sid, req.extra.clone(), req.keep_alive);
     let job: rt::Job = Box::new(move || {
         let ep = super::local().endpoint(ep_idx);
         monoio::spawn(async move {
@@ -344,6 +343,8 @@ fn forward(ep_idx: EndpointId, req: PollRequest) -> super::endpoint::LocalBoxFut
     }
     Box::pin(async move {
         rx.await.unwrap_or_else(|_| {
+            let gone = http::error_response(EioError::UnknownSid, &extra, keep_alive);
+            let sid = sid.to_string();
             PollReply::rejected(gone, EioError::UnknownSid, ErrorContext::UnknownSid { sid })
         })
     })

@@ -29,9 +29,14 @@ pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> 
         PollReply::rejected(http::error_response(e, &req.extra, keep_alive), e, ctx)
     };
     // the headers of a transport's answer: CORS, then Node's `cache-control: no-store`
-    let mut ok_extra = BytesMut::with_capacity(req.extra.len() + POLLING_HEADERS.len());
-    ok_extra.put_slice(&req.extra);
-    ok_extra.put_slice(POLLING_HEADERS);
+    let ok_extra = if req.extra.is_empty() {
+        Bytes::from_static(POLLING_HEADERS)
+    } else {
+        let mut b = BytesMut::with_capacity(req.extra.len() + POLLING_HEADERS.len());
+        b.put_slice(&req.extra);
+        b.put_slice(POLLING_HEADERS);
+        b.freeze()
+    };
     let Some(sess) = ep.lookup(req.sid) else {
         if req.method == Method::Get && ep.take_tombstone(req.sid) {
             return PollReply::ok(http::payload_response(b"6", &ok_extra, keep_alive));
