@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command (README "Run the tests"; .ci/run calls it).
 #
-#   1. installs what the tests need: the npm packages of tests/js (official socket.io-client 4.8
-#      and, for reference runs, socket.io 4.8), pinned by tests/js/package-lock.json;
+#   1. installs what the tests need: the npm packages of tests/js (official socket.io-client 4.8,
+#      for reference runs socket.io 4.8, and playwright-core for the browser test), pinned by
+#      tests/js/package-lock.json; and Debian's chromium for the browser test (tests/browser.rs)
+#      when /usr/bin/chromium is missing (apt-get, as root; playwright never downloads a browser);
 #   2. checks formatting and clippy (-D warnings);
 #   3. runs every Rust test of the workspace: unit tests, wire-level integration tests and the
 #      interop suite (official JS client against ringio under io_uring and epoll, 1 and 2 shards);
@@ -23,6 +25,17 @@ need npm "npm for the interop tests"
 echo "== npm ci (tests/js)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 npm ci --prefix loadtest/generator/node --no-audit --no-fund --loglevel=error
+
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ] && [ "${RINGIO_SKIP_BROWSER:-0}" != 1 ]; then
+  echo "== apt-get install chromium (the browser test)"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: no ${CHROMIUM:-/usr/bin/chromium} and no way to apt-get install chromium here (needs root and apt); RINGIO_SKIP_BROWSER=1 skips the browser test" >&2
+    exit 2
+  fi
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

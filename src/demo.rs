@@ -33,7 +33,7 @@ struct ChatMessage {
 }
 
 /// The demo/bench handler set of `ringio serve` (shared with the load harness and its peers;
-/// see `bench-handlers.md`): `echo`, `join`, `leave`, `bcast`, `bcast-payload`,
+/// see `bench-handlers.md`): `echo`, `join`, `leave`, `bcast`, `bcast-payload`, `to-room`,
 /// `disconnect-me` on `/`, and `message` on `/chat`.
 pub fn bench(builder: ServerBuilder) -> ServerBuilder {
     builder
@@ -88,6 +88,17 @@ pub fn bench(builder: ServerBuilder) -> ServerBuilder {
                     ack.send((true,));
                 },
             );
+            ns.on(
+                "to-room",
+                |socket: Socket, args: RawArgs, ack: AckSender| {
+                    let Ok(room) = args.get::<String>(0) else {
+                        return;
+                    };
+                    // everyone in the room but the sender (Node's `socket.to(room)`)
+                    socket.to(&room).emit("b", args.only(1));
+                    ack.send((true,));
+                },
+            );
             ns.on("disconnect-me", |socket: Socket, _: (), _ack: AckSender| {
                 socket.disconnect()
             });
@@ -103,6 +114,20 @@ pub fn bench(builder: ServerBuilder) -> ServerBuilder {
             );
         })
         .cors(crate::Cors::Any)
+}
+
+/// The chat page of `ringio serve` (`src/demo_chat.html`): it loads the official client bundle
+/// from `/socket.io/socket.io.js` (so the server needs `serve_client`), joins namespace `/chat`
+/// (the transports come from its URL: `?transports=polling`), sends `message` and shows what
+/// the others send.
+pub const CHAT_PAGE: &str = include_str!("demo_chat.html");
+
+/// Serves [`CHAT_PAGE`] at `/` and `/chat.html`.
+pub fn chat_page(builder: ServerBuilder) -> ServerBuilder {
+    let ct = "text/html; charset=utf-8";
+    builder
+        .page("/", ct, CHAT_PAGE.as_bytes())
+        .page("/chat.html", ct, CHAT_PAGE.as_bytes())
 }
 
 /// The handler set the official protocol suites need: `/engine.io/` raw echo, `/socket.io/`

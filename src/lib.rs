@@ -75,9 +75,11 @@ pub mod server;
 pub mod sio;
 
 pub use engine::raw::{EngineMessage, EngineSocket};
-pub use engine::{EngineConfig, Handshake};
+pub use engine::{clients_count, ConnectionError, EngineConfig, ErrorContext, Handshake};
 pub use proto::eio::{CloseReason, Transport};
-pub use proto::http::Cors;
+pub use proto::http::{
+    CookieOptions, Cors, CorsOptions, CorsOrigin, Head, ResponseHeaders, SameSite,
+};
 pub use proto::sio::args;
 pub use proto::sio::args::{Binary, FromArgs, IntoArgs, RawArgs};
 pub use proto::sio::AckError;

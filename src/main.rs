@@ -25,10 +25,10 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct Common {
     /// Port to listen on.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, env = "RINGIO_PORT", default_value_t = 3000)]
     port: u16,
     /// Address to bind.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, env = "RINGIO_HOST", default_value = "0.0.0.0")]
     host: IpAddr,
     /// Number of shards (threads); default: one per core.
     #[arg(long, env = "RINGIO_SHARDS")]
@@ -45,11 +45,136 @@ struct Common {
     /// Do not pin shard i to core i.
     #[arg(long, env = "RINGIO_NO_PIN")]
     no_pin: bool,
+    #[command(flatten)]
+    server: ServerOpts,
+}
+
+/// Server options (Node's names and units: durations in milliseconds). Absent, each keeps the
+/// default of the handler set: Node's for `serve`. `conformance` applies them first, then the
+/// settings the official suites assert (ping 300/200 ms, max payload 1e6, connect timeout
+/// 1000 ms, CORS `*`), which win.
+#[derive(clap::Args, Clone)]
+struct ServerOpts {
+    /// Socket.IO path (Node's `path`) [default: /socket.io/].
+    #[arg(long, env = "RINGIO_PATH")]
+    path: Option<String>,
+    /// `pingInterval`, ms [default: 25000; conformance: always 300].
+    #[arg(long, env = "RINGIO_PING_INTERVAL", value_name = "MS")]
+    ping_interval: Option<u64>,
+    /// `pingTimeout`, ms [default: 20000; conformance: always 200].
+    #[arg(long, env = "RINGIO_PING_TIMEOUT", value_name = "MS")]
+    ping_timeout: Option<u64>,
+    /// `upgradeTimeout`, ms [default: 10000].
+    #[arg(long, env = "RINGIO_UPGRADE_TIMEOUT", value_name = "MS")]
+    upgrade_timeout: Option<u64>,
+    /// `maxHttpBufferSize` (advertised as maxPayload; also the WebSocket message limit), bytes
+    /// [default: 1000000; conformance: always 1000000].
+    #[arg(long, env = "RINGIO_MAX_PAYLOAD", value_name = "BYTES")]
+    max_payload: Option<usize>,
+    /// `connectTimeout`: close a connection that joins no namespace in time, ms
+    /// [default: 45000; conformance: always 1000].
+    #[arg(long, env = "RINGIO_CONNECT_TIMEOUT", value_name = "MS")]
+    connect_timeout: Option<u64>,
+    /// `transports`: `polling`, `websocket`, or both, comma-separated
+    /// [default: polling,websocket].
+    #[arg(long, env = "RINGIO_TRANSPORTS", value_delimiter = ',', value_parser = ["polling", "websocket"])]
+    transports: Option<Vec<String>>,
+    /// `allowUpgrades: false`: polling sessions are not offered the upgrade to WebSocket.
+    #[arg(long, env = "RINGIO_NO_UPGRADES")]
+    no_upgrades: bool,
+    /// CORS: `*` for any origin, else an allowed origin (reflected, with credentials);
+    /// repeatable, or comma-separated in the environment [default: `*`; conformance: always
+    /// `*`].
+    #[arg(
+        long,
+        env = "RINGIO_CORS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    cors: Vec<String>,
+    /// `serveClient`: serve socket.io.js, socket.io.min.js, socket.io.esm.min.js (and their
+    /// .map files) under the path, from DIR: the dist/ folder of the socket.io-client npm
+    /// package (e.g. tests/js/node_modules/socket.io-client/dist) [default: not served].
+    #[arg(long, env = "RINGIO_SERVE_CLIENT", value_name = "DIR")]
+    serve_client: Option<std::path::PathBuf>,
+    /// `cookie`: set a cookie with this name holding the session id on polling handshakes
+    /// [default: no cookie; Node's default name when enabled: io].
+    #[arg(long, env = "RINGIO_COOKIE", value_name = "NAME")]
+    cookie: Option<String>,
+    /// The cookie's `path` (`none`: no Path attribute) [default: /].
+    #[arg(long, env = "RINGIO_COOKIE_PATH", requires = "cookie")]
+    cookie_path: Option<String>,
+    /// The cookie's `sameSite`: strict, lax, none, or off (no attribute) [default: lax].
+    #[arg(long, env = "RINGIO_COOKIE_SAME_SITE", requires = "cookie")]
+    cookie_same_site: Option<String>,
+    /// The cookie without `HttpOnly` [default: HttpOnly].
+    #[arg(long, env = "RINGIO_COOKIE_NO_HTTP_ONLY", requires = "cookie")]
+    cookie_no_http_only: bool,
+}
+
+impl ServerOpts {
+    /// Applies the options that were given.
+    fn apply(self, mut b: ringio::ServerBuilder) -> Result<ringio::ServerBuilder, String> {
+        let ms = Duration::from_millis;
+        if let Some(p) = self.path {
+            b = b.path(&p);
+        }
+        if let Some(v) = self.ping_interval {
+            b = b.ping_interval(ms(v));
+        }
+        if let Some(v) = self.ping_timeout {
+            b = b.ping_timeout(ms(v));
+        }
+        if let Some(v) = self.upgrade_timeout {
+            b = b.upgrade_timeout(ms(v));
+        }
+        if let Some(v) = self.max_payload {
+            b = b.max_payload(v);
+        }
+        if let Some(v) = self.connect_timeout {
+            b = b.connect_timeout(ms(v));
+        }
+        if let Some(t) = self.transports {
+            let has = |n: &str| t.iter().any(|x| x == n);
+            b = b.transports(has("polling"), has("websocket"));
+        }
+        if self.no_upgrades {
+            b = b.allow_upgrades(false);
+        }
+        if self.cors.iter().any(|o| o == "*") {
+            b = b.cors(ringio::Cors::Any);
+        } else if !self.cors.is_empty() {
+            b = b.cors(ringio::Cors::List(self.cors));
+        }
+        if let Some(name) = self.cookie {
+            let mut c = ringio::CookieOptions {
+                name,
+                http_only: !self.cookie_no_http_only,
+                ..Default::default()
+            };
+            if let Some(p) = self.cookie_path {
+                c.path = (p != "none").then_some(p);
+            }
+            if let Some(s) = self.cookie_same_site {
+                c.same_site = match s.as_str() {
+                    "off" => None,
+                    s => Some(ringio::SameSite::parse(s)?),
+                };
+            }
+            c.validate()?;
+            b = b.cookie(c);
+        }
+        if let Some(dir) = self.serve_client {
+            b = b.serve_client(&dir).map_err(|e| e.to_string())?;
+        }
+        Ok(b)
+    }
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the demo/bench handler set (echo, join, leave, bcast, bcast-payload, disconnect-me, /chat).
+    /// Run the demo/bench handler set (echo, join, leave, bcast, bcast-payload, to-room,
+    /// disconnect-me, /chat) and the chat page at / (it needs --serve-client).
     Serve(Common),
     /// Run the handler set of the official Engine.IO / Socket.IO protocol suites.
     Conformance(Common),
@@ -70,13 +195,21 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let options = |c: &Common, b| {
+        c.server.clone().apply(b).unwrap_or_else(|e| {
+            eprintln!("ringio: {e}");
+            std::process::exit(2);
+        })
+    };
     let (builder, common, what) = match cli.cmd {
-        Cmd::Serve(c) => (ringio::demo::bench(ringio::Server::builder()), c, "serve"),
-        Cmd::Conformance(c) => (
-            ringio::demo::conformance(ringio::Server::builder()),
-            c,
-            "conformance",
-        ),
+        Cmd::Serve(c) => {
+            let b = ringio::demo::chat_page(ringio::demo::bench(ringio::Server::builder()));
+            (options(&c, b), c, "serve")
+        }
+        Cmd::Conformance(c) => {
+            let b = options(&c, ringio::Server::builder());
+            (ringio::demo::conformance(b), c, "conformance")
+        }
     };
     let mut builder = builder.pin_shards(!common.no_pin);
     if let Some(n) = common.shards {

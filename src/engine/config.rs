@@ -3,14 +3,12 @@
 //!
 //! Must not: hold per-shard or per-session state.
 
+use super::hooks::Hooks;
 use crate::proto::eio::session::{QueueLimits, Timing};
-use crate::proto::http::{Cors, Head};
+use crate::proto::http::{CookieOptions, CorsOptions, Head, StaticFiles};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The `allowRequest` hook.
-pub type AllowRequest = Arc<dyn Fn(&Head) -> bool + Send + Sync>;
 
 /// Engine.IO options of one endpoint (Node's names and defaults).
 #[derive(Clone)]
@@ -31,10 +29,14 @@ pub struct EngineConfig {
     pub websocket: bool,
     /// Polling sessions may upgrade to WebSocket.
     pub allow_upgrades: bool,
-    /// CORS policy.
-    pub cors: Cors,
-    /// `allowRequest`: refuse a handshake with 403 (code 4).
-    pub allow_request: Option<AllowRequest>,
+    /// CORS (Node's `cors` option, the `cors` package's semantics); `None`: no CORS headers.
+    pub cors: Option<CorsOptions>,
+    /// The `cookie` option: `Set-Cookie` with the sid on polling handshakes.
+    pub cookie: Option<CookieOptions>,
+    /// Files served under the path (the client bundle of `serveClient`), loaded at start.
+    pub files: Option<Arc<StaticFiles>>,
+    /// `allowRequest`, `headers`, `initial_headers`, `connection_error`.
+    pub hooks: Hooks,
 }
 
 impl Default for EngineConfig {
@@ -48,8 +50,10 @@ impl Default for EngineConfig {
             polling: true,
             websocket: true,
             allow_upgrades: true,
-            cors: Cors::Off,
-            allow_request: None,
+            cors: None,
+            cookie: None,
+            files: None,
+            hooks: Hooks::default(),
         }
     }
 }

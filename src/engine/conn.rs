@@ -8,10 +8,12 @@
 //!
 //! Must not: look inside a session (the endpoint and its sessions do that) or know what a message means.
 
-use super::endpoint::{Endpoint, PollRequest};
+use super::endpoint::{Endpoint, PollReply, PollRequest};
+use super::hooks::ErrorContext;
+use super::verify::{self, Reject, Route};
 use super::EndpointId;
 use crate::proto::eio::{CloseReason, Sid};
-use crate::proto::http::{self, EioError, Head, Method};
+use crate::proto::http::{self, EioError, Head, Method, ResponseHeaders, WsHandshakeError};
 use crate::rt::{self, sys};
 use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
@@ -84,6 +86,7 @@ enum Next {
         head: Box<Head>,
         ep: EndpointId,
         sid: Option<Sid>,
+        extra: Bytes,
     },
 }
 
@@ -116,11 +119,33 @@ pub(crate) fn serve(mut stream: TcpStream, peer: SocketAddr) -> impl Future<Outp
             match Box::pin(request(&mut stream, &mut buf, head, peer)).await {
                 Next::KeepAlive => {}
                 Next::Close => return,
-                Next::WebSocket { head, ep, sid } => {
-                    return websocket(stream, *head, ep, sid, buf, peer, guard).await
+                Next::WebSocket {
+                    head,
+                    ep,
+                    sid,
+                    extra,
+                } => {
+                    let up = Handoff {
+                        head: *head,
+                        ep,
+                        sid,
+                        extra,
+                        buf,
+                        peer,
+                    };
+                    return websocket(stream, up, guard).await;
                 }
             }
         }
+    }
+}
+
+/// Writes `resp`; the connection stays open when the request allows it.
+async fn answer(stream: &mut TcpStream, resp: Bytes, keep_alive: bool) -> Next {
+    if write(stream, resp).await && keep_alive {
+        Next::KeepAlive
+    } else {
+        Next::Close
     }
 }
 
@@ -133,55 +158,101 @@ async fn request(stream: &mut TcpStream, buf: &mut BytesMut, head: Head, peer: S
     }
     let eng = super::local();
     let Some(ep_idx) = eng.endpoint_for(head.path()) else {
-        write(stream, http::simple_response(404, "Not Found")).await;
-        return Next::Close;
+        return match eng.page(&head) {
+            Some(resp) => answer(stream, resp, head.keep_alive).await,
+            None => answer(stream, http::simple_response(404, "Not Found"), false).await,
+        };
     };
     let ep = eng.endpoint(ep_idx);
     let cfg = ep.cfg();
-    if head.method == Method::Options && !matches!(cfg.cors, http::Cors::Off) {
-        let ok = write(stream, http::preflight_response(&cfg.cors, &head)).await;
-        return if ok { Next::KeepAlive } else { Next::Close };
-    }
-    let resp = match route(&head, &*ep) {
-        Route::Error(e) => {
-            let keep = head.keep_alive && head.content_length == 0;
-            let body = e.body();
-            let resp = http::response(
-                e.status(),
-                "application/json",
-                body.as_bytes(),
-                &cfg.cors,
-                head.origin(),
-                keep,
-            );
-            let ok = write(stream, resp).await;
-            return if ok && keep {
-                Next::KeepAlive
-            } else {
-                Next::Close
-            };
+    // Node's `cors` middleware runs first: a preflight is answered here
+    let cors = cfg.cors.as_ref().filter(|c| c.applies(head.origin()));
+    let mut extra = BytesMut::new();
+    if let Some(c) = cors {
+        if head.method == Method::Options {
+            if let Some(pre) = c.preflight(&head) {
+                return answer(stream, pre, head.keep_alive).await;
+            }
         }
+        c.write_actual(head.origin(), &mut extra);
+    }
+    // serveClient: the bundle's files under the path come before the engine
+    if let Some(file) = cfg
+        .files
+        .as_ref()
+        .and_then(|f| http::file_name(head.path(), &cfg.path).and_then(|n| f.get(n)))
+    {
+        let resp = file.respond(&head, &extra);
+        return answer(stream, resp, head.keep_alive).await;
+    }
+    let route = match verify::route(&head, cfg).await {
+        Ok(r) => r,
+        Err(rej) => return refuse(stream, &head, cfg, rej, &extra).await,
+    };
+    match route {
         Route::WebSocket(sid) => {
-            return Next::WebSocket {
+            let extra = headers_101(cfg, &head, sid.is_none(), extra);
+            Next::WebSocket {
                 head: Box::new(head),
                 ep: ep_idx,
                 sid,
+                extra,
             }
         }
         Route::Handshake => {
-            let open = ep.clone().open_polling(&head, peer);
-            http::payload_response(&open, &cfg.cors, head.origin(), head.keep_alive)
+            let (sid, open) = ep.clone().open_polling(&head, peer);
+            extra.extend_from_slice(http::POLLING_HEADERS);
+            let mut h = ResponseHeaders::new();
+            if let Some(c) = &cfg.cookie {
+                h.set("Set-Cookie", c.serialize(sid.as_str()));
+            }
+            cfg.hooks.run_headers(&mut h, &head, true);
+            h.write_to(&mut extra);
+            let resp = http::payload_response(&open, &extra, head.keep_alive);
+            answer(stream, resp, head.keep_alive).await
         }
-        Route::Poll(sid) => match poll(stream, buf, &head, ep_idx, &ep, sid).await {
-            Some(r) => r,
-            None => return Next::Close,
-        },
-    };
-    if write(stream, resp).await && head.keep_alive {
-        Next::KeepAlive
-    } else {
-        Next::Close
+        Route::Poll(sid) => {
+            let extra = extra.freeze();
+            match poll(stream, buf, &head, ep_idx, &ep, sid, extra).await {
+                Some(r) => answer(stream, r, head.keep_alive).await,
+                None => Next::Close,
+            }
+        }
     }
+}
+
+/// Answers a refused request (reported to `connection_error` first): Node's JSON error, or
+/// for an upgrade request engine.io's `abortUpgrade` and the end of the connection.
+async fn refuse(
+    stream: &mut TcpStream,
+    head: &Head,
+    cfg: &super::EngineConfig,
+    rej: Reject,
+    extra: &[u8],
+) -> Next {
+    cfg.hooks.report(head, rej.err, rej.ctx.clone());
+    if head.upgrade_websocket {
+        write(stream, rej.response(true, b"", false)).await;
+        return Next::Close;
+    }
+    let keep = head.keep_alive && head.content_length == 0;
+    answer(stream, rej.response(false, extra, keep), keep).await
+}
+
+/// The extra header lines of a `101`: CORS, then what the `initial_headers` (a new session)
+/// and `headers` hooks add (Node sends no cookie there).
+fn headers_101(
+    cfg: &super::EngineConfig,
+    head: &Head,
+    initial: bool,
+    mut extra: BytesMut,
+) -> Bytes {
+    if cfg.hooks.any_headers() {
+        let mut h = ResponseHeaders::new();
+        cfg.hooks.run_headers(&mut h, head, initial);
+        h.write_to(&mut extra);
+    }
+    extra.freeze()
 }
 
 /// A polling GET or POST: the body is read here, the request served by the owner shard. `None`
@@ -193,6 +264,7 @@ async fn poll(
     ep_idx: EndpointId,
     ep: &Rc<dyn Endpoint>,
     sid: Sid,
+    extra: Bytes,
 ) -> Option<Bytes> {
     let cfg = ep.cfg();
     let body = if head.method == Method::Post {
@@ -217,30 +289,48 @@ async fn poll(
         sid,
         method: head.method,
         body,
-        origin: head.origin().map(str::to_string),
+        extra,
         keep_alive: head.keep_alive,
+        eio4: verify::protocol(head) == 4,
+        octet_stream: head.content_type() == Some("application/octet-stream"),
     };
     let resp = if sid.shard() == rt::shard().id {
         ep.clone().poll(req)
     } else {
-        forward(ep_idx, req, head, cfg)
+        forward(ep_idx, req)
     };
-    if head.method == Method::Get {
-        watch_get(stream, ep_idx, sid, resp).await
+    let reply = if head.method == Method::Get {
+        watch_get(stream, ep_idx, sid, resp).await?
     } else {
-        Some(resp.await)
+        resp.await
+    };
+    Some(finish_poll(cfg, head, reply))
+}
+
+/// The receiving shard's part of a polling answer: `connection_error` for a refusal, the
+/// `headers` hook for a transport's answer.
+fn finish_poll(cfg: &super::EngineConfig, head: &Head, reply: PollReply) -> Bytes {
+    if let Some((err, ctx)) = reply.reject {
+        cfg.hooks.report(head, err, ctx);
     }
+    if !reply.ok || !cfg.hooks.any_headers() {
+        return reply.resp;
+    }
+    let mut h = ResponseHeaders::new();
+    cfg.hooks.run_headers(&mut h, head, false);
+    if h.is_empty() {
+        return reply.resp;
+    }
+    let mut lines = BytesMut::new();
+    h.write_to(&mut lines);
+    http::insert_headers(&reply.resp, &lines)
 }
 
 /// Sends a polling request to the owner shard of its session; the future gives its answer.
-fn forward(
-    ep_idx: EndpointId,
-    req: PollRequest,
-    head: &Head,
-    cfg: &super::EngineConfig,
-) -> super::endpoint::LocalBoxFuture<Bytes> {
+fn forward(ep_idx: EndpointId, req: PollRequest) -> super::endpoint::LocalBoxFuture<PollReply> {
     let (tx, rx) = futures_channel::oneshot::channel();
     let owner = req.sid.shard();
+    let (sid, extra, keep_alive) = (req.sid, req.extra.clone(), req.keep_alive);
     let job: rt::Job = Box::new(move || {
         let ep = super::local().endpoint(ep_idx);
         monoio::spawn(async move {
@@ -248,34 +338,42 @@ fn forward(
         });
     });
     if rt::shard().peers.try_post(owner, job).is_err() {
-        return Box::pin(std::future::ready(http::simple_response(
-            500,
-            "shard inbox full",
-        )));
+        let resp = http::simple_response(500, "shard inbox full");
+        return Box::pin(std::future::ready(PollReply::plain(resp)));
     }
-    let gone = http::error_response(
-        EioError::UnknownSid,
-        &cfg.cors,
-        head.origin(),
-        head.keep_alive,
-    );
-    Box::pin(async move { rx.await.unwrap_or(gone) })
+    Box::pin(async move {
+        rx.await.unwrap_or_else(|_| {
+            let gone = http::error_response(EioError::UnknownSid, &extra, keep_alive);
+            let sid = sid.to_string();
+            PollReply::rejected(gone, EioError::UnknownSid, ErrorContext::UnknownSid { sid })
+        })
+    })
+}
+
+/// A WebSocket handshake on its way to its endpoint.
+struct Handoff {
+    head: Head,
+    ep: EndpointId,
+    sid: Option<Sid>,
+    extra: Bytes,
+    buf: BytesMut,
+    peer: SocketAddr,
 }
 
 /// Hands a WebSocket handshake to its endpoint, on this shard or on the session's owner.
-async fn websocket(
-    mut stream: TcpStream,
-    head: Head,
-    ep_idx: EndpointId,
-    sid: Option<Sid>,
-    mut buf: BytesMut,
-    peer: SocketAddr,
-    guard: ConnGuard,
-) {
-    if head.ws_version() != Some("13") || head.ws_key().is_none() {
-        write(&mut stream, http::simple_response(400, "Bad Request")).await;
+async fn websocket(mut stream: TcpStream, up: Handoff, guard: ConnGuard) {
+    if let Err(e) = WsHandshakeError::check(&up.head) {
+        write(&mut stream, e.response()).await;
         return;
     }
+    let Handoff {
+        head,
+        ep: ep_idx,
+        sid,
+        extra,
+        mut buf,
+        peer,
+    } = up;
     match sid {
         Some(sid) if sid.shard() != rt::shard().id => {
             let leftover = buf.split().freeze();
@@ -284,20 +382,28 @@ async fn websocket(
             // last read completed); OwnedFd closes it if the job never runs.
             let fd = unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) };
             let job: rt::Job = Box::new(move || {
-                monoio::spawn(adopt_ws(fd, head, ep_idx, sid, leftover));
+                monoio::spawn(adopt_ws(fd, head, ep_idx, sid, extra, leftover));
             });
             // a refused job is dropped, and the fd with it
             let _ = rt::shard().peers.try_post(sid.shard(), job);
         }
         _ => {
             let ep = super::local().endpoint(ep_idx);
-            ep.websocket(stream, head, sid, buf, peer, guard).await
+            ep.websocket(stream, head, sid, extra, buf, peer, guard)
+                .await
         }
     }
 }
 
 /// Takes over a WebSocket connection moved here from another shard.
-async fn adopt_ws(fd: OwnedFd, head: Head, ep_idx: EndpointId, sid: Sid, leftover: Bytes) {
+async fn adopt_ws(
+    fd: OwnedFd,
+    head: Head,
+    ep_idx: EndpointId,
+    sid: Sid,
+    extra: Bytes,
+    leftover: Bytes,
+) {
     let std_stream = std::net::TcpStream::from(fd);
     let _ = std_stream.set_nonblocking(true);
     let peer = std_stream
@@ -310,63 +416,8 @@ async fn adopt_ws(fd: OwnedFd, head: Head, ep_idx: EndpointId, sid: Sid, leftove
     let mut buf = BytesMut::with_capacity(leftover.len());
     buf.extend_from_slice(&leftover);
     let ep = super::local().endpoint(ep_idx);
-    ep.websocket(stream, head, Some(sid), buf, peer, guard)
+    ep.websocket(stream, head, Some(sid), extra, buf, peer, guard)
         .await;
-}
-
-enum Route {
-    Error(EioError),
-    Handshake,
-    Poll(Sid),
-    WebSocket(Option<Sid>),
-}
-
-/// Node's `verify` + `handshake` checks, in Node's order.
-fn route(head: &Head, ep: &dyn Endpoint) -> Route {
-    let cfg = ep.cfg();
-    let transport = head.param("transport");
-    let polling = transport == Some("polling") && cfg.polling;
-    let websocket = transport == Some("websocket") && cfg.websocket;
-    if !polling && !websocket {
-        return Route::Error(EioError::UnknownTransport);
-    }
-    match head.param("sid") {
-        Some(raw) => {
-            let shards = rt::shard().count();
-            let Some(sid) = Sid::parse(raw).filter(|s| s.shard() < shards) else {
-                return Route::Error(EioError::UnknownSid);
-            };
-            if websocket {
-                if !head.upgrade_websocket {
-                    return Route::Error(EioError::BadRequest);
-                }
-                Route::WebSocket(Some(sid))
-            } else {
-                Route::Poll(sid)
-            }
-        }
-        None => {
-            if head.method != Method::Get {
-                return Route::Error(EioError::BadHandshakeMethod);
-            }
-            if websocket && !head.upgrade_websocket {
-                return Route::Error(EioError::BadRequest);
-            }
-            if head.param("EIO") != Some("4") {
-                return Route::Error(EioError::UnsupportedProtocolVersion);
-            }
-            if let Some(allow) = &cfg.allow_request {
-                if !allow(head) {
-                    return Route::Error(EioError::Forbidden);
-                }
-            }
-            if websocket {
-                Route::WebSocket(None)
-            } else {
-                Route::Handshake
-            }
-        }
-    }
 }
 
 /// Closes a session on its owner shard (this one, or through the owner's inbox).
@@ -387,12 +438,12 @@ fn close_session(ep_idx: EndpointId, sid: Sid, reason: CloseReason) {
 /// prematurely"), instead of holding it until the ping timeout; then nothing is written and
 /// `None` comes back (the response future is still awaited, so the owner's side of the GET
 /// ends cleanly: closing the session answers it).
-async fn watch_get(
+async fn watch_get<T>(
     stream: &TcpStream,
     ep_idx: EndpointId,
     sid: Sid,
-    resp: impl Future<Output = Bytes>,
-) -> Option<Bytes> {
+    resp: impl Future<Output = T>,
+) -> Option<T> {
     let mut resp = std::pin::pin!(resp);
     let mut gone = std::pin::pin!(peer_gone(stream));
     let mut aborted = false;

@@ -7,11 +7,13 @@
 
 use super::config::{EngineConfig, Handshake};
 use super::conn::ConnGuard;
+use super::hooks::ErrorContext;
 use super::session::Session;
 use super::{polling, ws_conn, App};
 use crate::proto::eio::session::{QueueLimits, Timing};
 use crate::proto::eio::{self, CloseReason, Sid, Transport};
-use crate::proto::http::{Head, Method};
+use crate::proto::http::{EioError, Head, Method};
+use crate::rt;
 use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 use std::cell::RefCell;
@@ -20,6 +22,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// A boxed future of the shard (requests in progress pay for their state only while they run).
@@ -30,24 +33,66 @@ pub(crate) struct PollRequest {
     pub sid: Sid,
     pub method: Method,
     pub body: Bytes,
-    pub origin: Option<String>,
+    /// Header lines for every answer (CORS), computed by the shard that received the request.
+    pub extra: Bytes,
     pub keep_alive: bool,
+    /// The request said `EIO=4`.
+    pub eio4: bool,
+    /// `Content-Type: application/octet-stream` (refused under EIO=4, as Node does).
+    pub octet_stream: bool,
+}
+
+/// The answer to a polling request.
+pub(crate) struct PollReply {
+    /// The complete HTTP response.
+    pub resp: Bytes,
+    /// A transport answer (200): the `headers` hook applies to it.
+    pub ok: bool,
+    /// The request was refused (for the `connection_error` hook of the receiving shard).
+    pub reject: Option<(EioError, ErrorContext)>,
+}
+
+impl PollReply {
+    pub fn ok(resp: Bytes) -> PollReply {
+        PollReply {
+            resp,
+            ok: true,
+            reject: None,
+        }
+    }
+    pub fn plain(resp: Bytes) -> PollReply {
+        PollReply {
+            resp,
+            ok: false,
+            reject: None,
+        }
+    }
+    pub fn rejected(resp: Bytes, err: EioError, ctx: ErrorContext) -> PollReply {
+        PollReply {
+            resp,
+            ok: false,
+            reject: Some((err, ctx)),
+        }
+    }
 }
 
 /// What the connection code needs from an endpoint.
 pub(crate) trait Endpoint {
     /// The endpoint's options.
     fn cfg(&self) -> &EngineConfig;
-    /// A polling handshake: opens a session and returns the open packet.
-    fn open_polling(self: Rc<Self>, head: &Head, peer: SocketAddr) -> Bytes;
+    /// A polling handshake: opens a session and returns its id and the open packet.
+    fn open_polling(self: Rc<Self>, head: &Head, peer: SocketAddr) -> (Sid, Bytes);
     /// Serves a polling GET or POST on the owner shard; the future gives the whole response.
-    fn poll(self: Rc<Self>, req: PollRequest) -> LocalBoxFuture<Bytes>;
-    /// Runs a WebSocket connection: a new session, or the upgrade of `sid`.
+    fn poll(self: Rc<Self>, req: PollRequest) -> LocalBoxFuture<PollReply>;
+    /// Runs a WebSocket connection: a new session, or the upgrade of `sid`; `extra` holds
+    /// header lines for the `101` (CORS, hooks).
+    #[allow(clippy::too_many_arguments)]
     fn websocket(
         self: Rc<Self>,
         stream: TcpStream,
         head: Head,
         sid: Option<Sid>,
+        extra: Bytes,
         buf: BytesMut,
         peer: SocketAddr,
         guard: ConnGuard,
@@ -85,12 +130,18 @@ impl<A: App> EndpointImpl<A> {
         })
     }
 
+    /// Registers a session (counted in the shard's `clients_count`).
     pub fn insert(&self, s: Rc<Session<A>>) {
-        self.sessions.borrow_mut().insert(s.sid(), s);
+        if self.sessions.borrow_mut().insert(s.sid(), s).is_none() {
+            rt::shard().metrics().sessions.fetch_add(1, Relaxed);
+        }
     }
 
+    /// Forgets a session (once).
     pub fn remove(&self, sid: Sid) {
-        self.sessions.borrow_mut().remove(&sid);
+        if self.sessions.borrow_mut().remove(&sid).is_some() {
+            rt::shard().metrics().sessions.fetch_sub(1, Relaxed);
+        }
     }
 
     /// A live session of this shard (the heartbeat deadline is checked here too).
@@ -160,13 +211,15 @@ impl<A: App> Endpoint for EndpointImpl<A> {
         &self.cfg
     }
 
-    fn open_polling(self: Rc<Self>, head: &Head, peer: SocketAddr) -> Bytes {
+    fn open_polling(self: Rc<Self>, head: &Head, peer: SocketAddr) -> (Sid, Bytes) {
         let hs = Rc::new(Handshake::new(head, peer));
         let sess = Session::open(&self, Transport::Polling, hs, None);
-        self.open_packet(sess.sid(), self.cfg.websocket)
+        // Node: no upgrades when allowUpgrades is off or WebSocket is not a transport
+        let upgrades = self.cfg.websocket && self.cfg.allow_upgrades;
+        (sess.sid(), self.open_packet(sess.sid(), upgrades))
     }
 
-    fn poll(self: Rc<Self>, req: PollRequest) -> LocalBoxFuture<Bytes> {
+    fn poll(self: Rc<Self>, req: PollRequest) -> LocalBoxFuture<PollReply> {
         Box::pin(polling::serve(self, req))
     }
 
@@ -175,11 +228,23 @@ impl<A: App> Endpoint for EndpointImpl<A> {
         stream: TcpStream,
         head: Head,
         sid: Option<Sid>,
+        extra: Bytes,
         buf: BytesMut,
         peer: SocketAddr,
         guard: ConnGuard,
     ) -> LocalBoxFuture<()> {
-        Box::pin(ws_conn::run(self, stream, head, sid, buf, peer, guard))
+        Box::pin(ws_conn::run(
+            self,
+            ws_conn::Upgrade {
+                stream,
+                head,
+                sid,
+                extra,
+                buf,
+                peer,
+            },
+            guard,
+        ))
     }
 
     fn close_session(&self, sid: Sid, reason: CloseReason) {

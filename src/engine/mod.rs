@@ -11,21 +11,28 @@
 pub mod config;
 pub(crate) mod conn;
 pub(crate) mod endpoint;
+pub mod hooks;
 mod polling;
 pub mod raw;
 mod session;
+mod verify;
 mod writer;
 mod ws_conn;
 
-pub use config::{AllowRequest, EngineConfig, EngineLimits, Handshake};
+pub use config::{EngineConfig, EngineLimits, Handshake};
+pub use hooks::{
+    AllowFuture, AllowOutcome, AllowRequest, ConnectionError, ErrorContext, HeadersHook, Hooks,
+};
 pub use session::Session;
 
 use crate::proto::eio::{CloseReason, Packet};
+use crate::proto::http::{Head, Method, StaticFiles};
 use endpoint::{Endpoint, EndpointImpl};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An application on top of Engine.IO sessions (one instance per endpoint and shard).
@@ -54,6 +61,8 @@ pub struct EndpointId(usize);
 /// The engine's state on one shard.
 pub(crate) struct EngineShard {
     endpoints: Vec<Rc<dyn Endpoint>>,
+    /// Files served at exact paths outside every endpoint (the demo's page).
+    pages: Option<Arc<StaticFiles>>,
     /// File descriptors of this shard's open connections (shut down at server shutdown so
     /// their tasks end and the sockets close).
     pub conns: RefCell<HashSet<RawFd>>,
@@ -75,6 +84,7 @@ pub(crate) fn local() -> Rc<EngineShard> {
 #[derive(Default)]
 pub struct EndpointsBuilder {
     endpoints: Vec<Rc<dyn Endpoint>>,
+    pages: Option<Arc<StaticFiles>>,
 }
 
 impl EndpointsBuilder {
@@ -86,10 +96,16 @@ impl EndpointsBuilder {
         id
     }
 
+    /// Files served at exact request paths (`/chat.html`) that no endpoint covers.
+    pub fn pages(&mut self, pages: Arc<StaticFiles>) {
+        self.pages = Some(pages);
+    }
+
     /// Makes these the endpoints of the current shard.
     pub fn install(self) {
         let shard = Rc::new(EngineShard {
             endpoints: self.endpoints,
+            pages: self.pages,
             conns: Default::default(),
         });
         ENGINE.with(|e| *e.borrow_mut() = Some(shard));
@@ -108,6 +124,15 @@ impl EngineShard {
     /// An endpoint of this shard.
     pub fn endpoint(&self, id: EndpointId) -> Rc<dyn Endpoint> {
         self.endpoints[id.0].clone()
+    }
+
+    /// The answer of a page at the request's exact path (GET and HEAD only).
+    pub fn page(&self, head: &Head) -> Option<bytes::Bytes> {
+        if !matches!(head.method, Method::Get | Method::Head) {
+            return None;
+        }
+        let file = self.pages.as_ref()?.get(head.path())?;
+        Some(file.respond(head, b""))
     }
 }
 
@@ -144,4 +169,18 @@ pub async fn shutdown() {
 /// shards).
 pub fn sessions(ep: EndpointId) -> usize {
     local().endpoint(ep).sessions()
+}
+
+/// Open Engine.IO sessions of the server, every shard and every endpoint (Node's
+/// `engine.clientsCount`). Callable from any handler; panics off a shard thread.
+pub fn clients_count() -> usize {
+    let peers = &crate::rt::shard().peers;
+    (0..peers.len())
+        .map(|i| {
+            peers
+                .metrics(i)
+                .sessions
+                .load(std::sync::atomic::Ordering::Relaxed) as usize
+        })
+        .sum()
 }

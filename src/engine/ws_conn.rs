@@ -9,6 +9,7 @@
 use super::config::Handshake;
 use super::conn::ConnGuard;
 use super::endpoint::EndpointImpl;
+use super::hooks::ErrorContext;
 use super::session::Session;
 use super::App;
 use crate::proto::eio::session::Out;
@@ -117,23 +118,41 @@ async fn reject(mut stream: TcpStream, resp: Bytes) {
     let _ = stream.write_all(resp).await;
 }
 
+/// A WebSocket handshake that passed the Engine.IO checks.
+pub(crate) struct Upgrade {
+    pub stream: TcpStream,
+    pub head: Head,
+    /// The session to upgrade (`None`: a new session).
+    pub sid: Option<Sid>,
+    /// Header lines for the `101` (CORS, hooks), computed by the shard that received it.
+    pub extra: Bytes,
+    /// Bytes read after the head.
+    pub buf: BytesMut,
+    pub peer: SocketAddr,
+}
+
 /// Completes the handshake and runs the connection until it closes.
-pub(crate) async fn run<A: App>(
-    ep: Rc<EndpointImpl<A>>,
-    mut stream: TcpStream,
-    head: Head,
-    sid: Option<Sid>,
-    buf: BytesMut,
-    peer: SocketAddr,
-    guard: ConnGuard,
-) {
-    let accept = http::upgrade_response(&ws::accept_key(head.ws_key().unwrap_or_default()));
+pub(crate) async fn run<A: App>(ep: Rc<EndpointImpl<A>>, up: Upgrade, guard: ConnGuard) {
+    let Upgrade {
+        mut stream,
+        head,
+        sid,
+        extra,
+        buf,
+        peer,
+    } = up;
+    let key = ws::accept_key(head.ws_key().unwrap_or_default());
+    let accept = http::upgrade_response(&key, &extra);
     let target = match sid {
         None => None,
         Some(sid) => match ep.lookup(sid) {
             None => {
-                let resp =
-                    http::error_response(EioError::UnknownSid, &ep.cfg.cors, head.origin(), false);
+                // engine.io's abortUpgrade: 400, then the connection closes
+                let ctx = ErrorContext::UnknownSid {
+                    sid: sid.to_string(),
+                };
+                ep.cfg.hooks.report(&head, EioError::UnknownSid, ctx);
+                let resp = http::upgrade_error(EioError::UnknownSid.message());
                 return reject(stream, resp).await;
             }
             Some(s) if !s.can_upgrade() || !ep.cfg.allow_upgrades => {

@@ -52,6 +52,8 @@ pub struct ShardMetrics {
     pub slow_consumers: AtomicU64,
     /// Jobs that waited in an overflow queue because a destination inbox was full.
     pub overflowed: AtomicU64,
+    /// Open Engine.IO sessions of this shard (every endpoint; the engine counts them).
+    pub sessions: AtomicU64,
 }
 
 /// What every shard can reach of every other: inboxes, the presence table, counters.

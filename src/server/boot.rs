@@ -14,6 +14,9 @@ use std::time::Duration;
 /// Installs the engine and Socket.IO layers of this shard (the runtime core is installed).
 pub(crate) fn install_layers(cfg: &Config) {
     let mut eps = EndpointsBuilder::default();
+    if !cfg.pages.is_empty() {
+        eps.pages(cfg.pages.clone());
+    }
     for e in &cfg.endpoints {
         match e {
             EndpointCfg::SocketIo(engine, sio) => {

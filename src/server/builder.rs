@@ -4,11 +4,13 @@
 //! Must not: start anything (`Server::listen` does).
 
 use super::{Config, Driver, EndpointCfg, IdlePolicy, Server, UringSetup};
+use crate::engine::hooks::{AllowOutcome, AllowRequest, ConnectionError};
 use crate::engine::raw::RawHandler;
 use crate::engine::{EngineConfig, EngineLimits};
-use crate::proto::http::{Cors, Head};
+use crate::proto::http::{CookieOptions, Cors, Head, ResponseHeaders, StaticFile, StaticFiles};
 use crate::sio::ns::{Matcher, Setup};
 use crate::sio::{Namespace, SioConfig};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +18,32 @@ use std::time::Duration;
 pub type EngineHandlerFactory = Arc<dyn Fn() -> RawHandler + Send + Sync>;
 
 /// Builds a [`Server`].
+///
+/// The HTTP options and the engine's hooks, as Node's:
+///
+/// ```no_run
+/// use ringio::{CookieOptions, CorsOptions, CorsOrigin, Server};
+///
+/// let server = Server::builder()
+///     // Node: cors: { origin: ["https://app.example"], credentials: true, maxAge: 600 }
+///     .cors(
+///         CorsOptions::new(CorsOrigin::List(vec!["https://app.example".into()]))
+///             .credentials(true)
+///             .max_age(600),
+///     )
+///     .cookie(CookieOptions::default()) // Set-Cookie: io=<sid>; Path=/; HttpOnly; SameSite=Lax
+///     .on_headers(|headers, _req| headers.set("X-Served-By", "ringio"))
+///     .on_connection_error(|e| eprintln!("{} {} {}", e.code, e.message, e.context.to_json()))
+///     // runs on the shard that received the request; the shard goes on meanwhile
+///     .allow_request_async(|req| async move {
+///         match req.origin() {
+///             Some(_) => Ok(()),
+///             None => Err("an Origin is required".to_string()), // 403 {"code":4,"message":"an Origin is required"}
+///         }
+///     })
+///     .build();
+/// # let _ = server;
+/// ```
 pub struct ServerBuilder {
     engine: EngineConfig,
     sio: SioConfig,
@@ -28,6 +56,7 @@ pub struct ServerBuilder {
     uring_setup: UringSetup,
     pin: bool,
     limits: EngineLimits,
+    pages: StaticFiles,
 }
 
 impl Default for ServerBuilder {
@@ -49,6 +78,7 @@ impl Default for ServerBuilder {
             uring_setup: UringSetup::Auto,
             pin: true,
             limits: EngineLimits::default(),
+            pages: StaticFiles::new(),
         }
     }
 }
@@ -95,14 +125,83 @@ impl ServerBuilder {
         self.engine.allow_upgrades = on;
         self
     }
-    /// CORS policy.
-    pub fn cors(mut self, cors: Cors) -> Self {
-        self.engine.cors = cors;
+    /// CORS: [`Cors::Any`], [`Cors::Reflect`], [`Cors::List`], or every option of the `cors`
+    /// package with [`crate::CorsOptions`].
+    pub fn cors(mut self, cors: impl Into<Cors>) -> Self {
+        self.engine.cors = cors.into().into_options();
         self
     }
-    /// `allowRequest`: return false to refuse a handshake (403, code 4).
-    pub fn allow_request(mut self, f: impl Fn(&Head) -> bool + Send + Sync + 'static) -> Self {
-        self.engine.allow_request = Some(Arc::new(f));
+    /// The `cookie` option: polling handshakes set a cookie holding the session id.
+    pub fn cookie(mut self, cookie: CookieOptions) -> Self {
+        self.engine.cookie = Some(cookie);
+        self
+    }
+    /// `allowRequest`: return `false` or `Err(message)` to refuse a handshake (403, code 4;
+    /// the message, when not empty, replaces "Forbidden" in the body).
+    pub fn allow_request<R: AllowOutcome>(
+        mut self,
+        f: impl Fn(&Head) -> R + Send + Sync + 'static,
+    ) -> Self {
+        let f = move |h: &Head| f(h).into_result();
+        self.engine.hooks.allow_request = Some(AllowRequest::Sync(Arc::new(f)));
+        self
+    }
+    /// `allowRequest` decided by a future that runs on the shard that received the request
+    /// (the request waits; the shard goes on). `Err(message)` refuses (403, code 4).
+    pub fn allow_request_async<F>(mut self, f: impl Fn(Head) -> F + Send + Sync + 'static) -> Self
+    where
+        F: Future<Output = Result<(), String>> + 'static,
+    {
+        let f = move |h: Head| -> crate::engine::AllowFuture { Box::pin(f(h)) };
+        self.engine.hooks.allow_request = Some(AllowRequest::Async(Arc::new(f)));
+        self
+    }
+    /// Node's engine `headers` event: headers added to every transport response (polling
+    /// handshake, GET and POST answers, every WebSocket `101`).
+    pub fn on_headers(
+        mut self,
+        f: impl Fn(&mut ResponseHeaders, &Head) + Send + Sync + 'static,
+    ) -> Self {
+        self.engine.hooks.headers = Some(Arc::new(f));
+        self
+    }
+    /// Node's engine `initial_headers` event: headers added to the first response of a
+    /// session (polling handshake, WebSocket `101` without a sid), before `headers` runs; it
+    /// sees the `Set-Cookie` of the `cookie` option.
+    pub fn on_initial_headers(
+        mut self,
+        f: impl Fn(&mut ResponseHeaders, &Head) + Send + Sync + 'static,
+    ) -> Self {
+        self.engine.hooks.initial_headers = Some(Arc::new(f));
+        self
+    }
+    /// Node's engine `connection_error` event: called for every refused request with Node's
+    /// code, message and context.
+    pub fn on_connection_error(
+        mut self,
+        f: impl Fn(&ConnectionError<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.engine.hooks.connection_error = Some(Arc::new(f));
+        self
+    }
+    /// Node's `serveClient`: serves the official client bundle (`socket.io.js`,
+    /// `socket.io.min.js`, `socket.io.esm.min.js`, `socket.io.msgpack.min.js` and their `.map`
+    /// files) under the path, from `dir`: the `dist/` folder of the `socket.io-client` npm
+    /// package. The files are read now, once; `socket.io.js` must be there.
+    pub fn serve_client(mut self, dir: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        self.engine.files = Some(Arc::new(super::client_files::load(dir.as_ref())?));
+        Ok(self)
+    }
+    /// Serves `body` at the exact request path `path` (outside the Socket.IO path), for GET
+    /// and HEAD.
+    pub fn page(mut self, path: &str, content_type: &str, body: impl Into<bytes::Bytes>) -> Self {
+        let file = StaticFile {
+            body: body.into(),
+            content_type: content_type.into(),
+            etag: None,
+            cache_control: Some("no-cache".into()),
+        };
+        self.pages.insert(path, file);
         self
     }
     /// Most binary attachments accepted in one packet (default 10).
@@ -196,6 +295,8 @@ impl ServerBuilder {
     ) -> Self {
         let mut engine = self.engine.clone();
         engine.path = path.into();
+        // the client bundle is Socket.IO's (a raw engine.io server does not serve it)
+        engine.files = None;
         self.extra.push(EndpointCfg::Raw(engine, Arc::new(factory)));
         self
     }
@@ -218,6 +319,7 @@ impl ServerBuilder {
                 shards: self.shards,
                 presence_slots: self.presence_slots,
                 inbox_capacity: self.inbox_capacity,
+                pages: Arc::new(self.pages),
             }),
         }
     }

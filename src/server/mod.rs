@@ -8,6 +8,7 @@
 
 mod boot;
 mod builder;
+mod client_files;
 
 pub use builder::{EngineHandlerFactory, ServerBuilder};
 
@@ -41,6 +42,7 @@ pub(crate) struct Config {
     pub shards: usize,
     pub presence_slots: usize,
     pub inbox_capacity: usize,
+    pub pages: Arc<crate::proto::http::StaticFiles>,
 }
 
 /// A configured server, ready to listen.
@@ -122,6 +124,13 @@ impl RunningServer {
             m.inbox_full += self.peers.inbox_full(i);
         }
         m
+    }
+    /// Open Engine.IO sessions, every shard and every endpoint (Node's
+    /// `engine.clientsCount`; from a handler: [`crate::engine::clients_count`]).
+    pub fn clients_count(&self) -> usize {
+        (0..self.peers.len())
+            .map(|i| self.peers.metrics(i).sessions.load(Relaxed) as usize)
+            .sum()
     }
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {

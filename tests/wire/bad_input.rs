@@ -1,6 +1,7 @@
 //! Bad input: the server refuses it with the protocol's answer, and every shard keeps serving.
 
 use super::*;
+use std::io::Write;
 
 // ------------------------------------------------------------------------------------------------
 // bad input: the server refuses it, and every shard keeps serving
@@ -344,13 +345,125 @@ fn bad_eio_client_packets_close() {
     });
 }
 
+/// Sends `req` on a fresh connection; the server must answer and then close the connection
+/// (EOF well before the client's own 3 s timeout).
+fn answer_then_close(addr: SocketAddr, req: &[u8]) -> String {
+    let t0 = Instant::now();
+    let out = raw_timeout(addr, req, Duration::from_secs(3));
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "connection left open after {:?}",
+        s(&out)
+    );
+    s(&out)
+}
+
+fn upgrade(pq: &str, version: &str) -> String {
+    format!(
+        "GET {pq} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: {version}\r\n\r\n"
+    )
+}
+
+/// engine.io's `abortUpgrade`, byte for byte: 400, the message as text/html, then close.
+fn abort_upgrade(message: &str) -> String {
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\nContent-Length: {}\r\n\r\n{message}",
+        message.len()
+    )
+}
+
+/// An upgrade for a session that does not exist: a sid that cannot be one, a well-formed sid of
+/// each shard, and the sid of a session that just closed (its owner looks it up).
 #[test]
 fn ws_upgrade_with_unknown_sid() {
-    each_config(|addr| {
-        let pq = "/engine.io/?EIO=4&transport=websocket&sid=AAAAAAAAAAAAAAAAAAAAAAAA";
-        match Ws::try_connect(addr, pq) {
-            Ok(_) => panic!("upgrade with an unknown sid accepted"),
-            Err(r) => assert_eio_error(&r, 1, "Session ID unknown", "ws unknown sid"),
+    each_config_ctx(|c| {
+        let w = Witnesses::open(c);
+        let mut sids = vec!["nope".to_string()];
+        for shard in 0..c.shards {
+            let b64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+            sids.push(format!("{}A{}", "A".repeat(22), b64[shard] as char));
         }
+        for _ in 0..4 {
+            let sid = polling_handshake(c.addr, EIO);
+            poll_post(c.addr, EIO, &sid, b"1");
+            sids.push(sid);
+        }
+        for sid in &sids {
+            let pq = format!("{EIO}?EIO=4&transport=websocket&sid={sid}");
+            let got = answer_then_close(c.addr, upgrade(&pq, "13").as_bytes());
+            assert_eq!(got, abort_upgrade("Session ID unknown"), "sid {sid}");
+        }
+        w.check("upgrades with unknown sids");
+    });
+}
+
+/// Upgrades refused by the Engine.IO checks answer as engine.io's `abortUpgrade` (400 even for
+/// a refusal that is 403 over HTTP) and close; the same request without `Upgrade` gets the JSON.
+#[test]
+fn ws_upgrade_refusals_close() {
+    each_config(|addr| {
+        for (pq, msg) in [
+            (format!("{SIO}?EIO=4&transport=bogus"), "Transport unknown"),
+            (
+                format!("{SIO}?EIO=3&transport=websocket"),
+                "Unsupported protocol version",
+            ),
+        ] {
+            let got = answer_then_close(addr, upgrade(&pq, "13").as_bytes());
+            assert_eq!(got, abort_upgrade(msg), "{pq}");
+        }
+    });
+}
+
+/// RFC 6455 4.4: an unsupported `Sec-WebSocket-Version` gets 400 naming the version served,
+/// with the `ws` package's message, and the connection closes; so does a missing key.
+#[test]
+fn ws_upgrade_bad_version_or_key() {
+    each_config(|addr| {
+        let pq = format!("{SIO}?EIO=4&transport=websocket");
+        for version in ["8", "12", ""] {
+            let got = answer_then_close(addr, upgrade(&pq, version).as_bytes());
+            assert_eq!(
+                got,
+                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: 47\r\nSec-WebSocket-Version: 13\r\n\r\nMissing or invalid Sec-WebSocket-Version header",
+                "version {version:?}"
+            );
+        }
+        let req = upgrade(&pq, "13").replace("dGhlIHNhbXBsZSBub25jZQ==", "short");
+        let got = answer_then_close(addr, req.as_bytes());
+        assert!(
+            got.ends_with("\r\n\r\nMissing or invalid Sec-WebSocket-Key header"),
+            "{got:?}"
+        );
+    });
+}
+
+/// A polling POST declaring `application/octet-stream` under EIO=4: Node answers a bare 400
+/// ("invalid content") and closes the session.
+#[test]
+fn bad_polling_post_octet_stream() {
+    each_config_ctx(|c| {
+        let w = Witnesses::open(c);
+        for _ in 0..4 {
+            let sid = polling_handshake(c.addr, EIO);
+            let req = format!(
+                "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\n\r\n4hi",
+                poll_url(EIO, &sid)
+            );
+            let mut conn = HttpConn::open(c.addr);
+            conn.stream.write_all(req.as_bytes()).unwrap();
+            let r = conn.read();
+            assert_eq!(
+                (r.status, r.text()),
+                (400, String::new()),
+                "octet-stream POST"
+            );
+            assert_eq!(r.header("content-length"), Some("0"));
+            assert_eq!(r.header("content-type"), None);
+            // the session is gone
+            let r = request(c.addr, "GET", &poll_url(EIO, &sid), b"");
+            assert_eio_error(&r, 1, "Session ID unknown", "GET after the refused POST");
+        }
+        w.check("octet-stream POST");
     });
 }

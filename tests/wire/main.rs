@@ -11,6 +11,8 @@ mod common;
 mod bad_input;
 mod engine;
 mod heartbeat_upgrade;
+mod hooks;
+mod options;
 mod polling;
 mod socketio;
 

@@ -3,14 +3,32 @@
 //! Owns: parsing a request head out of a caller's read buffer (borrowed `httparse`, then one
 //! zero-copy `Bytes` of the raw head plus byte ranges of the fields Engine.IO reads), the query
 //! parameters (`EIO`, `transport`, `sid`), and the byte-exact responses: Node's JSON errors with
-//! codes 0-5, `413`, `431`, CORS headers, the WebSocket `101`.
+//! codes 0-5, `413`, `431`, the WebSocket `101` and the refusals of an upgrade. CORS
+//! (`cors`), the `cookie` option (`cookie`), headers added by applications (`headers`) and
+//! files served from memory (`static_files`) have their own modules.
 //!
 //! Must not: touch sockets, clocks or the runtime. The server's hot path parses heads here rather
 //! than with monoio-http, which allocates 8+8 KiB per connection and cannot hand a connection
 //! over after a `101` (see BENCHMARKS.md).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use std::ops::Range;
+
+mod cookie;
+mod cors;
+mod headers;
+mod response;
+mod static_files;
+
+pub use cookie::{CookieOptions, SameSite};
+pub use cors::{Cors, CorsOptions, CorsOrigin, OriginFn, DEFAULT_METHODS};
+pub use headers::ResponseHeaders;
+pub(crate) use response::write_status;
+pub use response::{
+    empty_response, error_response, insert_headers, payload_response, response, simple_response,
+    upgrade_error, upgrade_response, WsHandshakeError, POLLING_HEADERS,
+};
+pub use static_files::{content_etag, file_name, StaticFile, StaticFiles, CLIENT_FILES};
 
 /// Most headers accepted in one request head.
 pub const MAX_HEADERS: usize = 64;
@@ -24,6 +42,8 @@ pub enum Method {
     Get,
     /// POST
     Post,
+    /// HEAD
+    Head,
     /// OPTIONS (CORS preflight)
     Options,
     /// Any other method (PUT, DELETE, ...).
@@ -69,6 +89,8 @@ pub struct Head {
     ws_version: Option<Range<usize>>,
     origin: Option<Range<usize>>,
     acr_headers: Option<Range<usize>>,
+    content_type: Option<Range<usize>>,
+    if_none_match: Option<Range<usize>>,
 }
 
 fn range_of(base: &[u8], part: &[u8]) -> Range<usize> {
@@ -102,6 +124,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HttpError> {
     let method = match req.method.unwrap_or("") {
         "GET" => Method::Get,
         "POST" => Method::Post,
+        "HEAD" => Method::Head,
         "OPTIONS" => Method::Options,
         _ => Method::Other,
     };
@@ -124,6 +147,8 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HttpError> {
         ws_version: None,
         origin: None,
         acr_headers: None,
+        content_type: None,
+        if_none_match: None,
     };
     let mut seen_length = false;
     for h in req.headers.iter() {
@@ -160,6 +185,10 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HttpError> {
             head.origin = Some(range_of(base, trim(v)));
         } else if name.eq_ignore_ascii_case("access-control-request-headers") {
             head.acr_headers = Some(range_of(base, trim(v)));
+        } else if name.eq_ignore_ascii_case("content-type") {
+            head.content_type = Some(range_of(base, trim(v)));
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            head.if_none_match = Some(range_of(base, trim(v)));
         }
     }
     head.raw = buf.split_to(n).freeze();
@@ -217,6 +246,19 @@ impl Head {
     /// `Access-Control-Request-Headers`, when present.
     pub fn request_headers(&self) -> Option<&str> {
         self.acr_headers.as_ref().map(|r| self.str_at(r))
+    }
+    /// `Content-Type`, when present.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_ref().map(|r| self.str_at(r))
+    }
+    /// `If-None-Match`, when present.
+    pub fn if_none_match(&self) -> Option<&str> {
+        self.if_none_match.as_ref().map(|r| self.str_at(r))
+    }
+    /// The request method as sent (`GET`, `PUT`, ...).
+    pub fn method_str(&self) -> &str {
+        let end = self.raw.iter().position(|&b| b == b' ').unwrap_or(0);
+        std::str::from_utf8(&self.raw[..end]).unwrap_or("")
     }
     /// Every header, names lower-cased (re-parsed from the raw head; for handshake details).
     pub fn headers(&self) -> Vec<(String, String)> {
@@ -370,157 +412,35 @@ impl EioError {
     }
     /// The JSON body, byte for byte as Node writes it.
     pub fn body(self) -> String {
-        format!(
-            "{{\"code\":{},\"message\":\"{}\"}}",
-            self.code(),
-            self.message()
-        )
+        self.body_with(None)
+    }
+    /// The JSON body with `message` in place of Node's (an `allowRequest` refusal carrying
+    /// its own message), escaped as `JSON.stringify` does.
+    pub fn body_with(self, message: Option<&str>) -> String {
+        let mut s = format!("{{\"code\":{},\"message\":", self.code());
+        json_string(message.unwrap_or(self.message()), &mut s);
+        s.push('}');
+        s
     }
 }
 
-/// CORS policy of an endpoint.
-#[derive(Debug, Clone, Default)]
-pub enum Cors {
-    /// No CORS headers (Node's default).
-    #[default]
-    Off,
-    /// `Access-Control-Allow-Origin: *`.
-    Any,
-    /// Reflect the request's Origin (with credentials).
-    Reflect,
-    /// Only these origins are reflected (with credentials).
-    List(Vec<String>),
-}
-
-impl Cors {
-    /// Appends the CORS headers for a request from `origin`.
-    pub fn write_headers(&self, origin: Option<&str>, out: &mut BytesMut) {
-        let allowed = match (self, origin) {
-            (Cors::Off, _) => return,
-            (Cors::Any, _) => {
-                out.put_slice(b"Access-Control-Allow-Origin: *\r\n");
-                return;
-            }
-            (Cors::Reflect, Some(o)) => o,
-            (Cors::List(list), Some(o)) if list.iter().any(|x| x == o) => o,
-            _ => return,
-        };
-        out.put_slice(b"Access-Control-Allow-Origin: ");
-        out.put_slice(allowed.as_bytes());
-        out.put_slice(b"\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n");
+/// Appends `v` as a JSON string, escaped as `JSON.stringify` does.
+pub fn json_string(v: &str, out: &mut String) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
     }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        _ => "Unknown",
-    }
-}
-
-/// Builds a complete response with a body.
-pub fn response(
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-    cors: &Cors,
-    origin: Option<&str>,
-    keep_alive: bool,
-) -> Bytes {
-    let mut out = BytesMut::with_capacity(160 + body.len());
-    write_status(&mut out, status);
-    out.put_slice(b"Content-Type: ");
-    out.put_slice(content_type.as_bytes());
-    out.put_slice(b"\r\nContent-Length: ");
-    out.put_slice(itoa(body.len()).as_bytes());
-    out.put_slice(b"\r\n");
-    cors.write_headers(origin, &mut out);
-    if !keep_alive {
-        out.put_slice(b"Connection: close\r\n");
-    }
-    out.put_slice(b"\r\n");
-    out.put_slice(body);
-    out.freeze()
-}
-
-fn write_status(out: &mut BytesMut, status: u16) {
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(itoa(status as usize).as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(reason(status).as_bytes());
-    out.put_slice(b"\r\n");
-}
-
-fn itoa(n: usize) -> String {
-    n.to_string()
-}
-
-/// The 200 answer carrying an Engine.IO payload (the handshake, a polling GET).
-pub fn payload_response(body: &[u8], cors: &Cors, origin: Option<&str>, keep_alive: bool) -> Bytes {
-    response(
-        200,
-        "text/plain; charset=UTF-8",
-        body,
-        cors,
-        origin,
-        keep_alive,
-    )
-}
-
-/// An Engine.IO error response (JSON body with Node's code and message).
-pub fn error_response(err: EioError, cors: &Cors, origin: Option<&str>, keep_alive: bool) -> Bytes {
-    response(
-        err.status(),
-        "application/json",
-        err.body().as_bytes(),
-        cors,
-        origin,
-        keep_alive,
-    )
-}
-
-/// A plain-text response that closes the connection (400, 404, 413, 431).
-pub fn simple_response(status: u16, text: &str) -> Bytes {
-    response(
-        status,
-        "text/plain",
-        text.as_bytes(),
-        &Cors::Off,
-        None,
-        false,
-    )
-}
-
-/// The CORS preflight answer (204).
-pub fn preflight_response(cors: &Cors, head: &Head) -> Bytes {
-    let mut out = BytesMut::with_capacity(256);
-    write_status(&mut out, 204);
-    cors.write_headers(head.origin(), &mut out);
-    out.put_slice(b"Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
-    if let Some(h) = head.request_headers() {
-        out.put_slice(b"Access-Control-Allow-Headers: ");
-        out.put_slice(h.as_bytes());
-        out.put_slice(b"\r\nVary: Access-Control-Request-Headers\r\n");
-    }
-    out.put_slice(b"Content-Length: 0\r\n\r\n");
-    out.freeze()
-}
-
-/// The `101 Switching Protocols` answer for a WebSocket key.
-pub fn upgrade_response(accept: &str) -> Bytes {
-    let mut out = BytesMut::with_capacity(160);
-    out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
-    out.put_slice(accept.as_bytes());
-    out.put_slice(b"\r\n\r\n");
-    out.freeze()
+    out.push('"');
 }
 
 #[cfg(test)]
