@@ -43,7 +43,7 @@ def run_one(env_extra, duration, extra_args):
         data = json.load(f)
     os.unlink(out)
     runs = {r["server_kind"]: r["metrics"] for r in data["runs"] if r["generator"] == "node"}
-    return runs.get("ringio"), runs.get("node")
+    return runs.get("ringio"), runs.get("node-socket.io")
 
 
 def med(xs):

@@ -43,7 +43,14 @@ impl FanoutFixture {
         let ns = local().namespaces.get("/").expect("/");
         let mut sessions = Vec::with_capacity(n);
         for _ in 0..n {
-            let sess = Sess::open(&ep, Transport::Polling, Rc::new(Handshake::default()), None);
+            let sess = Sess::open(
+                &ep,
+                Transport::Polling,
+                Rc::new(Handshake::default()),
+                None,
+                false,
+                |_| None,
+            );
             let s = Socket::new(ns.clone(), &sess, b"{}");
             s.set_connected();
             ns.sockets.borrow_mut().insert(s.sid(), s.clone());

@@ -82,6 +82,10 @@ struct ServerOpts {
     /// `allowUpgrades: false`: polling sessions are not offered the upgrade to WebSocket.
     #[arg(long, env = "RINGIO_NO_UPGRADES")]
     no_upgrades: bool,
+    /// `allowEIO3`: also accept Engine.IO v3 clients (socket.io-client 2.x); without it they
+    /// get Node's "Unsupported protocol version" (400, code 5).
+    #[arg(long, env = "RINGIO_ALLOW_EIO3")]
+    allow_eio3: bool,
     /// CORS: `*` for any origin, else an allowed origin (reflected, with credentials);
     /// repeatable, or comma-separated in the environment [default: `*`; conformance: always
     /// `*`].
@@ -140,6 +144,9 @@ impl ServerOpts {
         }
         if self.no_upgrades {
             b = b.allow_upgrades(false);
+        }
+        if self.allow_eio3 {
+            b = b.allow_eio3(true);
         }
         if self.cors.iter().any(|o| o == "*") {
             b = b.cors(ringio::Cors::Any);
@@ -244,6 +251,6 @@ fn main() {
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("ringio: shutting down");
+    eprintln!("ringio: shutting down ({:?})", running.metrics());
     running.shutdown();
 }

@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub websocket: bool,
     /// Polling sessions may upgrade to WebSocket.
     pub allow_upgrades: bool,
+    /// `allowEIO3`: accept Engine.IO v3 clients (socket.io-client 2.x); refused with Node's
+    /// "Unsupported protocol version" (400, code 5) otherwise.
+    pub allow_eio3: bool,
     /// CORS (Node's `cors` option, the `cors` package's semantics); `None`: no CORS headers.
     pub cors: Option<CorsOptions>,
     /// The `cookie` option: `Set-Cookie` with the sid on polling handshakes.
@@ -50,6 +53,7 @@ impl Default for EngineConfig {
             polling: true,
             websocket: true,
             allow_upgrades: true,
+            allow_eio3: false,
             cors: None,
             cookie: None,
             files: None,

@@ -291,7 +291,8 @@ async fn poll(
         body,
         extra,
         keep_alive: head.keep_alive,
-        eio4: verify::protocol(head) == 4,
+        protocol: verify::protocol(head),
+        b64: head.param("b64").is_some(),
         octet_stream: head.content_type() == Some("application/octet-stream"),
     };
     let resp = if sid.shard() == rt::shard().id {

@@ -36,8 +36,10 @@ pub(crate) struct PollRequest {
     /// Header lines for every answer (CORS), computed by the shard that received the request.
     pub extra: Bytes,
     pub keep_alive: bool,
-    /// The request said `EIO=4`.
-    pub eio4: bool,
+    /// The request's protocol revision (4 for `EIO=4`, else 3).
+    pub protocol: u8,
+    /// `b64` in the query: the client takes no binary polling payload (EIO=3).
+    pub b64: bool,
     /// `Content-Type: application/octet-stream` (refused under EIO=4, as Node does).
     pub octet_stream: bool,
 }
@@ -152,7 +154,7 @@ impl<A: App> EndpointImpl<A> {
 
     /// Keeps the answer of the next GET of a closed polling session: a second for a GET
     /// racing the client's close, a heartbeat for packets the client has yet to fetch.
-    pub fn tombstone(&self, sid: Sid, answers: &[Vec<eio::OutPacket>]) {
+    pub fn tombstone(&self, sid: Sid, answers: &[Vec<eio::OutPacket>], v3: bool) {
         if answers.is_empty() {
             return;
         }
@@ -161,7 +163,12 @@ impl<A: App> EndpointImpl<A> {
             .rev()
             .map(|packets| {
                 let mut body = BytesMut::new();
-                eio::encode_payload(packets, &mut body);
+                if v3 {
+                    // a string payload: valid whatever the client said about binary
+                    eio::v3::encode_payload(packets, false, &mut body);
+                } else {
+                    eio::encode_payload(packets, &mut body);
+                }
                 body.freeze()
             })
             .collect();
@@ -213,10 +220,19 @@ impl<A: App> Endpoint for EndpointImpl<A> {
 
     fn open_polling(self: Rc<Self>, head: &Head, peer: SocketAddr) -> (Sid, Bytes) {
         let hs = Rc::new(Handshake::new(head, peer));
-        let sess = Session::open(&self, Transport::Polling, hs, None);
+        let v3 = super::verify::protocol(head) == 3;
+        // the open packet is this request's answer, before anything the application queues
+        let sess = Session::open(&self, Transport::Polling, hs, None, v3, |_| None);
         // Node: no upgrades when allowUpgrades is off or WebSocket is not a transport
         let upgrades = self.cfg.websocket && self.cfg.allow_upgrades;
-        (sess.sid(), self.open_packet(sess.sid(), upgrades))
+        let open = self.open_packet(sess.sid(), upgrades);
+        if !v3 {
+            return (sess.sid(), open);
+        }
+        // a v3 polling answer is a v3 payload
+        let mut body = BytesMut::new();
+        eio::v3::encode_payload(&[eio::OutPacket::Text(open)], false, &mut body);
+        (sess.sid(), body.freeze())
     }
 
     fn poll(self: Rc<Self>, req: PollRequest) -> LocalBoxFuture<PollReply> {

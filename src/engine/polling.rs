@@ -49,10 +49,12 @@ pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> 
     if sess.transport() != Transport::Polling {
         return reject(EioError::BadRequest, mismatch());
     }
-    if !req.eio4 {
+    let v3 = sess.is_v3();
+    let previous = if v3 { 3 } else { 4 };
+    if req.protocol != previous {
         let ctx = ErrorContext::ProtocolMismatch {
-            protocol: 3,
-            previous_protocol: 4,
+            protocol: req.protocol,
+            previous_protocol: previous,
         };
         return reject(EioError::BadRequest, ctx);
     }
@@ -77,8 +79,32 @@ pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> 
         let packets = poll_fn(|cx| sess.poll_payload(cx)).await;
         sess.request_done(true);
         let mut body = BytesMut::new();
-        eio::encode_payload(&packets, &mut body);
-        PollReply::ok(http::payload_response(&body, &ok_extra, keep_alive))
+        if !v3 {
+            eio::encode_payload(&packets, &mut body);
+            return PollReply::ok(http::payload_response(&body, &ok_extra, keep_alive));
+        }
+        eio::v3::encode_payload(&packets, !req.b64, &mut body);
+        let resp = if eio::v3::payload_is_binary(&packets, !req.b64) {
+            http::response(
+                200,
+                "application/octet-stream",
+                &body,
+                &ok_extra,
+                keep_alive,
+            )
+        } else {
+            http::payload_response(&body, &ok_extra, keep_alive)
+        };
+        PollReply::ok(resp)
+    } else if v3 {
+        // EIO=3: a string payload, or a binary one (`application/octet-stream`)
+        match eio::v3::decode_payload(&req.body, req.octet_stream) {
+            Ok(packets) => deliver(&sess, packets.into_iter().map(Ok)),
+            Err(_) => sess.close(CloseReason::ParseError),
+        }
+        sess.request_done(false);
+        let resp = http::response(200, "text/html", b"ok", &ok_extra, keep_alive);
+        PollReply::ok(resp)
     } else if req.octet_stream {
         // Node: "invalid content" (binary bodies are EIO=3 only); the session closes
         sess.close(CloseReason::TransportError);
@@ -93,7 +119,15 @@ pub(crate) async fn serve<A: App>(ep: Rc<EndpointImpl<A>>, req: PollRequest) -> 
 }
 
 fn post<A: App>(sess: &Rc<super::Session<A>>, body: Bytes) {
-    for p in eio::decode_payload(body) {
+    deliver(sess, eio::decode_payload(body));
+}
+
+/// Hands a POST's packets to the session, in order, until one is invalid or it closes.
+fn deliver<A: App>(
+    sess: &Rc<super::Session<A>>,
+    packets: impl Iterator<Item = Result<eio::Packet, eio::DecodeError>>,
+) {
+    for p in packets {
         match p {
             Ok(p) => sess.on_packet(p),
             Err(_) => sess.close(CloseReason::ParseError),

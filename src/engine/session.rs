@@ -74,12 +74,16 @@ pub struct Session<A: App> {
 }
 
 impl<A: App> Session<A> {
-    /// Opens a session on this shard, registers it and tells the application.
+    /// Opens a session on this shard, registers it and tells the application (after queuing
+    /// `first`: a WebSocket session's open packet goes out before anything the application
+    /// sends when it opens).
     pub(crate) fn open(
         ep: &Rc<EndpointImpl<A>>,
         transport: Transport,
         handshake: Rc<Handshake>,
         ws: Option<(OwnedWriteHalf<TcpStream>, RawFd)>,
+        v3: bool,
+        first: impl FnOnce(Sid) -> Option<OutPacket>,
     ) -> Rc<Self> {
         let sh = rt::shard();
         let now = Instant::now();
@@ -95,7 +99,7 @@ impl<A: App> Session<A> {
             sid: Sid::new(sh.id),
             ep: ep.clone(),
             st: RefCell::new(State {
-                m: Machine::new(Side::Server, transport, now, &ep.timing),
+                m: Machine::with_protocol(Side::Server, v3, transport, now, &ep.timing),
                 io,
             }),
             app: RefCell::new(A::Conn::default()),
@@ -104,6 +108,9 @@ impl<A: App> Session<A> {
         ep.insert(sess.clone());
         if let Some(due) = sess.st.borrow().m.poll_timeout() {
             sess.schedule(due, TOKEN_ENGINE);
+        }
+        if let Some(p) = first(sess.sid) {
+            sess.send(p);
         }
         ep.app.on_open(&sess);
         sess
@@ -132,6 +139,11 @@ impl<A: App> Session<A> {
     /// The application instance of this session's endpoint.
     pub fn app_instance(&self) -> &A {
         &self.ep.app
+    }
+
+    /// Engine.IO v3 (a socket.io-client 2.x connection, `allowEIO3`).
+    pub fn is_v3(&self) -> bool {
+        self.st.borrow().m.is_v3()
     }
 
     /// The transport in use.
@@ -264,7 +276,7 @@ impl<A: App> Session<A> {
                 sys::shutdown_fd(fd);
             }
         }
-        self.ep.tombstone(self.sid, tombstone);
+        self.ep.tombstone(self.sid, tombstone, self.is_v3());
         self.ep.remove(self.sid);
         self.ep.app.on_close(self, reason);
         tracing::debug!(sid = %self.sid, %reason, "session closed");

@@ -120,7 +120,7 @@ pub(crate) async fn route(head: &Head, cfg: &EngineConfig) -> Result<Route, Reje
         }
     }
     let protocol = protocol(head);
-    if protocol != 4 {
+    if protocol != 4 && !(protocol == 3 && cfg.allow_eio3) {
         return Err(Reject::new(
             EioError::UnsupportedProtocolVersion,
             ErrorContext::UnsupportedProtocolVersion { protocol },

@@ -55,9 +55,20 @@ impl Batch {
     }
 
     fn push(&mut self, op: OpCode, payload: Bytes) {
+        self.push_with(op, payload, None);
+    }
+
+    /// A frame whose payload starts with `prefix` (the v3 type byte of a binary message),
+    /// written from the header array: the shared payload is not copied.
+    fn push_with(&mut self, op: OpCode, payload: Bytes, prefix: Option<u8>) {
         let mut h = [0u8; 14];
-        let n = encode_header(op, payload.len(), None, &mut h);
-        h[13] = n as u8; // length kept in the spare last byte (a server header is at most 10)
+        let extra = usize::from(prefix.is_some());
+        let mut n = encode_header(op, payload.len() + extra, None, &mut h);
+        if let Some(p) = prefix {
+            h[n] = p;
+            n += 1;
+        }
+        h[13] = n as u8; // length kept in the spare last byte (a server header is at most 11)
         self.hdrs.push(h);
         self.bufs.push(payload);
     }
@@ -112,11 +123,13 @@ unsafe impl IoVecBuf for Batch {
 
 fn fill<A: App>(sess: &Session<A>, batch: &mut Batch) {
     let mut st = sess.st.borrow_mut();
+    // Engine.IO v3 binary messages carry their type byte
+    let binary_prefix = st.m.is_v3().then_some(4u8);
     while batch.bufs.len() < BATCH {
         let Some(o) = st.m.poll_transmit() else { break };
         match o {
             Out::Eio(OutPacket::Text(b)) => batch.push(OpCode::Text, b),
-            Out::Eio(OutPacket::Binary(b)) => batch.push(OpCode::Binary, b),
+            Out::Eio(OutPacket::Binary(b)) => batch.push_with(OpCode::Binary, b, binary_prefix),
             Out::WsPong(b) => batch.push(OpCode::Pong, b),
             Out::WsClose(code) => {
                 batch.push(OpCode::Close, Bytes::copy_from_slice(&code.to_be_bytes()));

@@ -13,7 +13,7 @@ use super::hooks::ErrorContext;
 use super::session::Session;
 use super::App;
 use crate::proto::eio::session::Out;
-use crate::proto::eio::{CloseReason, OutPacket, Packet, Sid, Transport};
+use crate::proto::eio::{self, CloseReason, OutPacket, Packet, Sid, Transport};
 use crate::proto::http::{self, EioError, Head};
 use crate::proto::ws::{self, Decoder, Message, OpCode, Role, WsError};
 use crate::rt::sys;
@@ -155,6 +155,16 @@ pub(crate) async fn run<A: App>(ep: Rc<EndpointImpl<A>>, up: Upgrade, guard: Con
                 let resp = http::upgrade_error(EioError::UnknownSid.message());
                 return reject(stream, resp).await;
             }
+            Some(s) if super::verify::protocol(&head) != if s.is_v3() { 3 } else { 4 } => {
+                // Node's verify: an upgrade must speak its session's protocol revision
+                let ctx = ErrorContext::ProtocolMismatch {
+                    protocol: super::verify::protocol(&head),
+                    previous_protocol: if s.is_v3() { 3 } else { 4 },
+                };
+                ep.cfg.hooks.report(&head, EioError::BadRequest, ctx);
+                let resp = http::upgrade_error(EioError::BadRequest.message());
+                return reject(stream, resp).await;
+            }
             Some(s) if !s.can_upgrade() || !ep.cfg.allow_upgrades => {
                 // Node accepts the socket, then closes it
                 let _ = stream.write_all(accept).await;
@@ -174,9 +184,9 @@ pub(crate) async fn run<A: App>(ep: Rc<EndpointImpl<A>>, up: Upgrade, guard: Con
     let sess = match target {
         None => {
             let hs = Rc::new(Handshake::new(&head, peer));
-            let s = Session::open(&ep, Transport::WebSocket, hs, Some((w, fd)));
-            s.send(OutPacket::Text(ep.open_packet(s.sid(), false)));
-            s
+            let v3 = super::verify::protocol(&head) == 3;
+            let open = |sid| Some(OutPacket::Text(ep.open_packet(sid, false)));
+            Session::open(&ep, Transport::WebSocket, hs, Some((w, fd)), v3, open)
         }
         Some(s) => match probe(&s, &mut rd, w, fd).await {
             Some(()) => s,
@@ -255,9 +265,24 @@ fn read_loop<A: App>(
 ) -> impl std::future::Future<Output = ()> {
     async move {
         let _guard = &guard;
+        // Engine.IO v3: binary frames carry their type byte, base64 packets theirs too
+        let v3 = sess.is_v3();
         loop {
             match rd.next().await {
-                Ok(Message::Text(t)) => match Packet::decode_text(t) {
+                Ok(Message::Text(t)) => {
+                    let p = if v3 {
+                        std::str::from_utf8(&t)
+                            .map_err(|_| eio::DecodeError::Empty)
+                            .and_then(eio::v3::decode_text)
+                    } else {
+                        Packet::decode_text(t)
+                    };
+                    match p {
+                        Ok(p) => sess.on_packet(p),
+                        Err(_) => sess.close(CloseReason::ParseError),
+                    }
+                }
+                Ok(Message::Binary(b)) if v3 => match eio::v3::decode_binary(b) {
                     Ok(p) => sess.on_packet(p),
                     Err(_) => sess.close(CloseReason::ParseError),
                 },

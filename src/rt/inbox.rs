@@ -54,6 +54,10 @@ pub struct ShardMetrics {
     pub overflowed: AtomicU64,
     /// Open Engine.IO sessions of this shard (every endpoint; the engine counts them).
     pub sessions: AtomicU64,
+    /// Coalescing sleeps taken by the idle policy.
+    pub idle_sleeps: AtomicU64,
+    /// Spin rounds of the idle policy.
+    pub idle_spins: AtomicU64,
 }
 
 /// What every shard can reach of every other: inboxes, the presence table, counters.

@@ -125,6 +125,12 @@ impl ServerBuilder {
         self.engine.allow_upgrades = on;
         self
     }
+    /// `allowEIO3`: also accept Engine.IO v3 clients (socket.io-client 2.x: Socket.IO protocol
+    /// v4, where "/" is joined without a CONNECT and the client pings the server).
+    pub fn allow_eio3(mut self, on: bool) -> Self {
+        self.engine.allow_eio3 = on;
+        self
+    }
     /// CORS: [`Cors::Any`], [`Cors::Reflect`], [`Cors::List`], or every option of the `cors`
     /// package with [`crate::CorsOptions`].
     pub fn cors(mut self, cors: impl Into<Cors>) -> Self {

@@ -110,6 +110,10 @@ pub struct Metrics {
     pub inbox_full: u64,
     /// Broadcasts that waited in an overflow queue.
     pub overflowed: u64,
+    /// Coalescing sleeps of the idle policy ([`IdlePolicy::Coalesce`]).
+    pub idle_sleeps: u64,
+    /// Spin rounds of the idle policy ([`IdlePolicy::Spin`]).
+    pub idle_spins: u64,
 }
 
 impl RunningServer {
@@ -121,6 +125,8 @@ impl RunningServer {
             m.volatile_dropped += s.volatile_dropped.load(Relaxed);
             m.slow_consumers += s.slow_consumers.load(Relaxed);
             m.overflowed += s.overflowed.load(Relaxed);
+            m.idle_sleeps += s.idle_sleeps.load(Relaxed);
+            m.idle_spins += s.idle_spins.load(Relaxed);
             m.inbox_full += self.peers.inbox_full(i);
         }
         m

@@ -125,6 +125,11 @@ impl App for SioApp {
     type Conn = SioConn;
 
     fn on_open(&self, sess: &Rc<Sess>) {
+        if sess.is_v3() {
+            // Socket.IO v4 (socket.io-client 2.x): "/" is joined at once, without a CONNECT
+            connect_to(sess, "/", b"");
+            return;
+        }
         sess.set_app_timer(Instant::now() + local().connect_timeout);
     }
 
@@ -255,12 +260,40 @@ fn dispatch(sess: &Rc<Sess>, p: sio::Packet, attachments: Vec<Bytes>) -> Result<
 
 fn connect(sess: &Rc<Sess>, p: sio::Packet) {
     let name = std::str::from_utf8(&p.nsp).unwrap_or("");
+    if sess.is_v3() {
+        // Socket.IO v4: `40/nsp?query,`: the query is the auth payload (as Node reads it)
+        let (path, query) = name.split_once('?').unwrap_or((name, ""));
+        let auth = query_object(query);
+        return connect_to(sess, path, auth.as_bytes());
+    }
+    connect_to(sess, name, &p.data);
+}
+
+/// A query string as a JSON object of strings (a v3 CONNECT's auth).
+fn query_object(query: &str) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in crate::proto::http::query_pairs(query).iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let k = sonic_rs::to_string(k).unwrap_or_default();
+        let v = sonic_rs::to_string(v).unwrap_or_default();
+        out.push_str(&k);
+        out.push(':');
+        out.push_str(&v);
+    }
+    out.push('}');
+    out
+}
+
+/// Connects this session to namespace `name` with the CONNECT payload `auth`.
+fn connect_to(sess: &Rc<Sess>, name: &str, auth: &[u8]) {
     let Some(ns) = local().namespaces.get_or_create(name) else {
         let err = sio::connect_error(name, "Invalid namespace", None);
         sess.send(OutPacket::Text(err));
         return;
     };
-    let socket = Socket::new(ns.clone(), sess, &p.data);
+    let socket = Socket::new(ns.clone(), sess, auth);
     let mws = &ns.def.middlewares;
     for (i, mw) in mws.iter().enumerate() {
         match mw {
@@ -295,7 +328,16 @@ fn connect(sess: &Rc<Sess>, p: sio::Packet) {
 /// A middleware refused the socket: CONNECT_ERROR `{message, data}`.
 fn refuse(sess: &Rc<Sess>, socket: &Socket, e: &ConnectError) {
     let data = e.data.as_deref().map(str::as_bytes);
-    let packet = sio::connect_error(socket.ns(), &e.message, data);
+    let packet = if sess.is_v3() {
+        // Socket.IO v4: the error's data, else its message (Node's `err.data || err.message`)
+        let body = match data {
+            Some(d) => d.to_vec(),
+            None => sonic_rs::to_vec(&e.message).unwrap_or_default(),
+        };
+        sio::encode(Kind::ConnectError, socket.ns(), None, &body)
+    } else {
+        sio::connect_error(socket.ns(), &e.message, data)
+    };
     sess.send(OutPacket::Text(packet));
 }
 
@@ -319,7 +361,13 @@ fn accept(sess: &Rc<Sess>, socket: Socket) {
     ns.sockets.borrow_mut().insert(socket.sid(), socket.clone());
     // every socket is in the room named by its id: that room is virtual (looked up through the
     // namespace's socket index), so it costs no room entry per connection
-    sess.send(OutPacket::Text(sio::connect_ok(&ns.name, socket.id())));
+    let ok = if sess.is_v3() {
+        // Socket.IO v4: `40` (or `40/nsp,`), no id: the client derives it from the sid
+        sio::encode(Kind::Connect, &ns.name, None, b"")
+    } else {
+        sio::connect_ok(&ns.name, socket.id())
+    };
+    sess.send(OutPacket::Text(ok));
     for f in &ns.def.on_connect {
         f(socket.clone());
     }

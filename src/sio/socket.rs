@@ -117,7 +117,14 @@ impl SocketEmitter {
 
 impl Socket {
     pub(crate) fn new(ns: Rc<NsRt>, sess: &Rc<Sess>, auth: &[u8]) -> Socket {
-        let id = SocketId::new(rt::shard().id);
+        // a v3 (socket.io-client 2.x) socket's id is its connection's, as the client computes
+        // it (Node: the sid on "/", "<nsp>#<sid>" elsewhere; ringio uses the sid in every
+        // namespace: ids are unique within a namespace, and the shard is in it)
+        let id = sess
+            .is_v3()
+            .then(|| SocketId::parse(sess.sid().as_str()))
+            .flatten()
+            .unwrap_or_else(|| SocketId::new(rt::shard().id));
         Socket(Rc::new(SocketInner {
             id,
             ns,

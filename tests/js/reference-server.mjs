@@ -142,5 +142,10 @@ export function startReferenceServer({
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  startReferenceServer();
+  // optional: ALLOW_EIO3=1 (socket.io-client 2.x), PING_INTERVAL / PING_TIMEOUT (ms)
+  const options = {};
+  if (process.env.ALLOW_EIO3) options.allowEIO3 = true;
+  if (process.env.PING_INTERVAL) options.pingInterval = Number(process.env.PING_INTERVAL);
+  if (process.env.PING_TIMEOUT) options.pingTimeout = Number(process.env.PING_TIMEOUT);
+  startReferenceServer({ options });
 }
