@@ -279,6 +279,7 @@ impl<A: App> Session<A> {
         self.ep.tombstone(self.sid, tombstone, self.is_v3());
         self.ep.remove(self.sid);
         self.ep.app.on_close(self, reason);
+        rt::reclaim::note_release();
         tracing::debug!(sid = %self.sid, %reason, "session closed");
     }
 

@@ -11,6 +11,7 @@ pub mod idle;
 pub mod inbox;
 pub mod listener;
 pub mod presence;
+pub mod reclaim;
 pub mod runtime;
 pub mod sys;
 pub mod timers;
@@ -143,6 +144,7 @@ impl Shard {
     /// is gone).
     pub async fn run(self: Rc<Self>, rx: Receiver<Job>) {
         monoio::spawn(self.timers.clone().run());
+        monoio::spawn(reclaim::run());
         let mut handled = 0usize;
         loop {
             handled += 1;
