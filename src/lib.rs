@@ -85,6 +85,6 @@ pub use server::{Driver, IdlePolicy, Metrics, RunningServer, Server, ServerBuild
 pub use sio::remote::RemoteError;
 pub use sio::{
     AckSender, BroadcastAckError, BroadcastOperator, Conn, ConnectError, DisconnectReason, Io,
-    ListenerId, LocalFuture, Namespace, PacketError, RemoteSocket, RoomEvent, Socket,
+    ListenerId, LocalFuture, Namespace, PacketError, RemoteSocket, RoomEvent, ServerAck, Socket,
     SocketEmitter,
 };

@@ -332,8 +332,12 @@ fn route(head: &Head, ep: &dyn Endpoint) -> Route {
     }
     match head.param("sid") {
         Some(raw) => {
-            let shards = rt::shard().count();
-            let Some(sid) = Sid::parse(raw).filter(|s| s.shard() < shards) else {
+            let sh = rt::shard();
+            let (shards, node) = (sh.count(), sh.peers.node());
+            // a session of another node (a load balancer without sticky sessions) is unknown
+            // here: Node's answer, never another session's data
+            let Some(sid) = Sid::parse(raw).filter(|s| s.shard() < shards && s.node() == node)
+            else {
                 return Route::Error(EioError::UnknownSid);
             };
             if websocket {

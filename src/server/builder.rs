@@ -8,6 +8,7 @@ use crate::engine::raw::RawHandler;
 use crate::engine::{EngineConfig, EngineLimits};
 use crate::proto::http::{Cors, Head};
 use crate::sio::ns::{Matcher, Setup};
+use crate::sio::cluster::ClusterAdapter;
 use crate::sio::{Namespace, SioConfig};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub struct ServerBuilder {
     uring_setup: UringSetup,
     pin: bool,
     limits: EngineLimits,
+    node_id: Option<u16>,
 }
 
 impl Default for ServerBuilder {
@@ -39,6 +41,7 @@ impl Default for ServerBuilder {
                 dynamic: Vec::new(),
                 connect_timeout: Duration::from_millis(45_000),
                 max_attachments: 10,
+                cluster: None,
             },
             extra: Vec::new(),
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -49,6 +52,7 @@ impl Default for ServerBuilder {
             uring_setup: UringSetup::Auto,
             pin: true,
             limits: EngineLimits::default(),
+            node_id: None,
         }
     }
 }
@@ -154,6 +158,20 @@ impl ServerBuilder {
         self.presence_slots = n;
         self
     }
+    /// The cluster adapter that carries broadcasts and server-wide operations to the other
+    /// nodes (Node's `adapter` option), e.g. [`crate::cluster::RedisAdapter`]. Without one the
+    /// server is a cluster of one.
+    pub fn adapter(mut self, adapter: impl ClusterAdapter) -> Self {
+        self.sio.cluster = Some(Arc::new(adapter));
+        self
+    }
+    /// This node's id (0..4096), carried by every session and socket id so that a request
+    /// landing on another node is refused at once (and a load balancer can route by it);
+    /// default: random. Give each node of a cluster its own.
+    pub fn node_id(mut self, id: u16) -> Self {
+        self.node_id = Some(id & (crate::proto::id::MAX_NODES as u16 - 1));
+        self
+    }
     /// A namespace; `setup` runs once per shard to register its handlers.
     pub fn ns(
         mut self,
@@ -218,6 +236,7 @@ impl ServerBuilder {
                 shards: self.shards,
                 presence_slots: self.presence_slots,
                 inbox_capacity: self.inbox_capacity,
+                node_id: self.node_id.unwrap_or_else(crate::proto::id::random_node),
             }),
         }
     }

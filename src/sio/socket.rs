@@ -117,7 +117,8 @@ impl SocketEmitter {
 
 impl Socket {
     pub(crate) fn new(ns: Rc<NsRt>, sess: &Rc<Sess>, auth: &[u8]) -> Socket {
-        let id = SocketId::new(rt::shard().id);
+        let sh = rt::shard();
+        let id = SocketId::new(sh.peers.node(), sh.id);
         Socket(Rc::new(SocketInner {
             id,
             ns,
@@ -403,6 +404,11 @@ impl Socket {
         self.0.state.set(State::Disconnected);
         local().adapter.leave_all(self);
         self.0.ns.sockets.borrow_mut().remove(&self.0.id);
+        let (ns, id) = (self.ns(), self.id());
+        super::cluster::notify(
+            || super::cluster::LocalChange::SocketDisconnected(ns.into(), id.into()),
+            false,
+        );
         *self.0.acks.borrow_mut() = None;
         self.0.queue.borrow_mut().clear();
         for cb in take(|l| &mut l.on_disconnect) {
