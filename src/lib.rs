@@ -67,6 +67,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 pub mod client;
+pub mod cluster;
 pub mod demo;
 pub mod engine;
 pub mod proto;

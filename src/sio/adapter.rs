@@ -115,7 +115,10 @@ impl LocalAdapter {
             .insert(socket.sid(), socket.clone());
         drop(rooms);
         if created {
-            cluster::notify(|| LocalChange::RoomCreated(ns.to_string(), room.into()), true);
+            cluster::notify(
+                || LocalChange::RoomCreated(ns.to_string(), room.into()),
+                true,
+            );
             let slot = sh.peers.presence.slot(&ns, room);
             let mut counts = self.slot_counts.borrow_mut();
             let c = counts.entry(slot).or_insert(0);
@@ -164,7 +167,10 @@ impl LocalAdapter {
         };
         room_event(socket, RoomEvent::LeaveRoom, room);
         if emptied {
-            cluster::notify(|| LocalChange::RoomDeleted(ns.to_string(), room.into()), true);
+            cluster::notify(
+                || LocalChange::RoomDeleted(ns.to_string(), room.into()),
+                true,
+            );
             room_event(socket, RoomEvent::DeleteRoom, room);
             let sh = rt::shard();
             let slot = sh.peers.presence.slot(ns, room);
@@ -213,7 +219,12 @@ impl LocalAdapter {
 
     /// This shard's rooms of `ns` and the ids of its sockets there (Node's `rooms` keys).
     fn rooms_of(&self, ns: &NsRt) -> Vec<String> {
-        let mut v: Vec<String> = ns.sockets.borrow().keys().map(|id| id.to_string()).collect();
+        let mut v: Vec<String> = ns
+            .sockets
+            .borrow()
+            .keys()
+            .map(|id| id.to_string())
+            .collect();
         if let Some(by_room) = self.rooms.borrow().get(&*ns.name) {
             v.extend(by_room.keys().map(|r| r.to_string()));
         }

@@ -21,8 +21,8 @@
 use super::adapter::{self, AckReply, BroadcastMsg, Op};
 use super::remote::RemoteSocket;
 use super::{local, try_local};
-use crate::proto::sio::args::RawArgs;
 use crate::proto::sio;
+use crate::proto::sio::args::RawArgs;
 use crate::rt::{Job, PostError, ShardSet};
 use bytes::Bytes;
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -238,12 +238,18 @@ impl Node {
 
     /// Makes this node's targeted sockets join rooms.
     pub fn join(&self, target: Target, rooms: Vec<String>) {
-        self.deliver(target, Op::Join(rooms.into_iter().map(Into::into).collect()));
+        self.deliver(
+            target,
+            Op::Join(rooms.into_iter().map(Into::into).collect()),
+        );
     }
 
     /// Makes this node's targeted sockets leave rooms.
     pub fn leave(&self, target: Target, rooms: Vec<String>) {
-        self.deliver(target, Op::Leave(rooms.into_iter().map(Into::into).collect()));
+        self.deliver(
+            target,
+            Op::Leave(rooms.into_iter().map(Into::into).collect()),
+        );
     }
 
     /// Disconnects this node's targeted sockets.
@@ -257,7 +263,10 @@ impl Node {
         let msg = Arc::new(msg);
         for dest in (0..self.peers.len()).filter(|d| mask & (1 << d) != 0) {
             let msg = msg.clone();
-            self.post(dest, Box::new(move || adapter::deliver_local(&local(), &msg)));
+            self.post(
+                dest,
+                Box::new(move || adapter::deliver_local(&local(), &msg)),
+            );
         }
     }
 
@@ -321,7 +330,9 @@ fn msg_for(target: Target, op: Op) -> BroadcastMsg {
 /// a shard ([`Node::run`]).
 pub async fn fetch_here(target: Target) -> Vec<RemoteSocket> {
     let (tx, rx) = futures_channel::mpsc::unbounded();
-    let shards = local().adapter.broadcast(msg_for(target, Op::Fetch(tx)), false);
+    let shards = local()
+        .adapter
+        .broadcast(msg_for(target, Op::Fetch(tx)), false);
     collect(rx, shards, |a, out: &mut Vec<RemoteSocket>| {
         if let Answer::Sockets(v) = a {
             out.extend(v)
@@ -337,7 +348,9 @@ pub async fn rooms_here(ns: &str) -> Vec<String> {
         ns: ns.into(),
         ..Default::default()
     };
-    let shards = local().adapter.broadcast(msg_for(target, Op::Rooms(tx)), false);
+    let shards = local()
+        .adapter
+        .broadcast(msg_for(target, Op::Rooms(tx)), false);
     let mut all = collect(rx, shards, |a, out: &mut Vec<String>| {
         if let Answer::Rooms(v) = a {
             out.extend(v)

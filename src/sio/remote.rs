@@ -36,6 +36,8 @@ pub struct RemoteSocket {
     pub headers: Vec<(String, String)>,
     /// Query string of the handshake.
     pub query: String,
+    /// The URL of the first request (path and query).
+    pub url: String,
     /// Peer address.
     pub address: Option<std::net::SocketAddr>,
     /// Handshake time (ms since the Unix epoch).
@@ -88,6 +90,7 @@ impl RemoteSocket {
             rooms: s.rooms(),
             headers: hs.headers(),
             query: hs.query().to_string(),
+            url: hs.url(),
             address: hs.address,
             issued: hs.issued,
             auth: s.auth_raw().to_string(),
@@ -105,6 +108,7 @@ impl RemoteSocket {
             rooms: Vec::new(),
             headers: Vec::new(),
             query: String::new(),
+            url: String::new(),
             address: None,
             issued: 0,
             auth: "{}".into(),
