@@ -165,7 +165,7 @@ struct Found {
 /// server of tests/js drive them): `c-emit(sel, payload)` emits `c`; `c-fetch(sel)`,
 /// `c-join(sel, room)`, `c-leave(sel, room)`, `c-disconnect(sel, close)`,
 /// `c-sse(event, arg)` (server-side emit with acks), `c-sse-noack(event, arg)`,
-/// `c-ask(sel, ms)` (emits `ask` with acks), `c-rooms()`, `c-count()`, and
+/// `c-ask(sel, ms)` (emits `vote` with acks), `c-rooms()`, `c-count()`, and
 /// `c-remote(id, action, arg)` (emit/join/leave/disconnect on a fetched socket); server-side
 /// listeners `ping` (answers `pong`) and `notify` (emits `notified` to this node's clients).
 fn cluster(ns: &mut crate::Namespace) {
@@ -232,7 +232,7 @@ fn cluster(ns: &mut crate::Namespace) {
         "c-ask",
         |_s: Socket, (sel, ms): (Sel, u64), ack: AckSender| async move {
             let op = sel.op().timeout(Duration::from_millis(ms));
-            ack.send((collected(op.emit_with_ack("ask", ("q",)).await),));
+            ack.send((collected(op.emit_with_ack("vote", ("q",)).await),));
         },
     );
     ns.on_async("c-rooms", |_s: Socket, _: (), ack: AckSender| async move {
