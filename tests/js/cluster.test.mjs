@@ -8,12 +8,14 @@
 // stopped (the last node is frozen: requests end at their timeout with the others' answers),
 // resume (after a Redis restart: broadcasts cross nodes again).
 
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 
 const NODES = (process.env.NODES ?? "http://127.0.0.1:4001,http://127.0.0.1:4002").split(",");
 const SCENARIO = process.env.SCENARIO ?? "main";
+// nodes in the cluster (some may have no client here)
+const SIZE = Number(process.env.CLUSTER_SIZE ?? NODES.length);
 const TRANSPORTS = (process.env.TRANSPORTS ?? "polling,websocket").split(",");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,12 +34,17 @@ async function client(url, transport, name) {
   for (const ev of Object.keys(s.got)) s.on(ev, (x) => s.got[ev].push(x));
   s.on("vote", (_q, ack) => ack(name));
   s.name = name;
+  everyClient.push(s);
   await new Promise((resolve, reject) => {
     s.once("connect", resolve);
     s.once("connect_error", reject);
   });
   return s;
 }
+
+// a failed test leaves its clients open: close them all at the end, or the run never exits
+const everyClient = [];
+after(() => everyClient.forEach((c) => c.close()));
 
 /** One client per node (client i on node i). */
 async function clients(transport, nodes = NODES) {
@@ -49,6 +56,9 @@ const closeAll = (cs) => cs.forEach((c) => c.close());
 
 async function joinAll(cs, room) {
   await Promise.all(cs.map((c) => call(c, "join", room)));
+  // sharded "dynamic" mode: a node subscribes to a room's channel when the room appears, after
+  // the join returned (Node's adapter too): a broadcast published before that misses it
+  if (process.env.SHARDED === "1") await sleep(200);
 }
 
 if (SCENARIO === "main") {
@@ -132,9 +142,9 @@ if (SCENARIO === "main") {
 
     test(`${t}: server_side_emit with and without acks, broadcast with acks, server count`, async () => {
       const cs = await clients(t);
-      assert.equal(await call(cs[0], "c-count"), NODES.length);
+      assert.equal(await call(cs[0], "c-count"), SIZE);
       const r = await call(cs[0], "c-sse", "ping", 5);
-      assert.deepEqual(r, { ok: true, responses: Array(NODES.length - 1).fill(["pong", 5]) });
+      assert.deepEqual(r, { ok: true, responses: Array(SIZE - 1).fill(["pong", 5]) });
       await call(cs[0], "c-sse-noack", "notify", 9);
       await until("notified", () => cs.slice(1).every((c) => c.got.notified.includes(9)));
       await sleep(200);
