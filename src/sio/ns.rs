@@ -129,7 +129,10 @@ type ServerSideFn = Rc<dyn Fn(RawArgs, ServerAck)>;
 /// Answers a `server_side_emit` with ack from another node: only the first answer of a node
 /// goes out, and only its first argument (as Node's callback).
 #[derive(Clone, Default)]
-pub struct ServerAck(Option<Rc<Cell<Option<Box<dyn FnOnce(RawArgs)>>>>>);
+pub struct ServerAck(Option<Rc<AckCell>>);
+
+/// The answer callback, taken by the first answer.
+type AckCell = Cell<Option<Box<dyn FnOnce(RawArgs)>>>;
 
 impl ServerAck {
     /// True when the emitting node waits for an answer.

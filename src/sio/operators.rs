@@ -411,13 +411,13 @@ async fn collect_answers(
 }
 
 /// Collects the counts of every shard (and node) and one ack per counted socket.
-fn collect_acks(
+async fn collect_acks(
     mut rx: UnboundedReceiver<AckReply>,
     shards: usize,
     cluster: bool,
     timeout: Duration,
-) -> impl std::future::Future<Output = Result<Vec<RawArgs>, BroadcastAckError>> + 'static {
-    async move {
+) -> Result<Vec<RawArgs>, BroadcastAckError> {
+    {
         let (mut counts, mut servers, mut expected) = (0usize, shards, 0usize);
         let mut known = !cluster;
         let mut responses = Vec::new();

@@ -39,7 +39,7 @@ pub fn from_value(v: &Value, ns: &str, adapter: &Arc<dyn ClusterAdapter>) -> Opt
     let id = get_str(v, "id")?.to_string();
     let mut s = RemoteSocket::of_node(id, ns.into(), adapter.clone());
     s.rooms = strings(get(v, "rooms"));
-    s.data = get(v, "data").map(|d| json_text(d));
+    s.data = get(v, "data").map(json_text);
     let empty = Value::Nil;
     let hs = get(v, "handshake").unwrap_or(&empty);
     let text_pairs = |key: &str| match get(hs, key) {
