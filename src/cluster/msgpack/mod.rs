@@ -54,8 +54,40 @@ pub fn encode(v: &Value) -> Vec<u8> {
 /// Reads JSON text into a value; Socket.IO placeholders `{"_placeholder":true,"num":i}` become
 /// `attachments[i]` as binary.
 pub fn from_json(json: &[u8], attachments: &[Bytes]) -> Result<Value, DecodeError> {
+    if !depth_within(json, MAX_DEPTH) {
+        return Err(DecodeError::TooDeep);
+    }
     let v: sonic_rs::Value = sonic_rs::from_slice(json).map_err(|_| DecodeError::Json)?;
     from_sonic(&v, attachments, 0)
+}
+
+/// True when JSON text nests arrays and objects at most `max` deep (checked before parsing:
+/// the parsed tree is walked recursively).
+fn depth_within(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &b in json {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 fn from_sonic(v: &sonic_rs::Value, att: &[Bytes], depth: usize) -> Result<Value, DecodeError> {
