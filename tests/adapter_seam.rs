@@ -26,14 +26,16 @@ impl ClusterAdapter for Recorder {
 }
 
 fn connect(addr: std::net::SocketAddr) -> common::Ws {
-    let (mut ws, _) = common::ws_session(addr, "/socket.io/");
+    let mut ws = common::Ws::connect(addr, "/socket.io/?EIO=4&transport=websocket");
+    assert!(ws.recv_text().starts_with(r#"0{"sid":""#));
     ws.send_text("40");
     assert!(ws.recv_text().starts_with(r#"40{"sid":""#));
     ws
 }
 
 fn next(ops: &Receiver<ClusterOp>) -> ClusterOp {
-    ops.recv_timeout(Duration::from_secs(5)).expect("an operation")
+    ops.recv_timeout(Duration::from_secs(5))
+        .expect("an operation")
 }
 
 #[test]
@@ -67,7 +69,12 @@ fn operations_reach_the_adapter_and_the_node_handle_reaches_sockets() {
     texts.sort();
     assert_eq!(
         texts,
-        [r#"42["all",3]"#, r#"42["local",1]"#, r#"42["node",2]"#, "431[true]"]
+        [
+            r#"42["all",3]"#,
+            r#"42["local",1]"#,
+            r#"42["node",2]"#,
+            "431[true]"
+        ]
     );
     match next(&ops) {
         ClusterOp::Broadcast {
@@ -88,7 +95,10 @@ fn operations_reach_the_adapter_and_the_node_handle_reaches_sockets() {
     }
     match next(&ops) {
         ClusterOp::ServerSideEmit { ns, data, replies } => {
-            assert_eq!((ns.as_str(), &data.json[..]), ("/", &br#"["hello","w"]"#[..]));
+            assert_eq!(
+                (ns.as_str(), &data.json[..]),
+                ("/", &br#"["hello","w"]"#[..])
+            );
             assert!(replies.is_none());
         }
         other => panic!("{other:?}"),
