@@ -42,7 +42,9 @@ pub trait ClusterAdapter: Send + Sync + 'static {
         Interest::default()
     }
     /// Stops the adapter's threads (the server is shutting down).
-    fn stop(&self) {}
+    fn stop(&self) {
+        // an adapter without threads has nothing to stop
+    }
 }
 
 /// The local changes an adapter subscribes to.
