@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (README "Run the tests"; .ci/run calls it).
 #
-#   1. installs what the tests need: the npm packages of tests/js (official socket.io-client 4.8,
-#      for reference runs socket.io 4.8, and playwright-core for the browser test), pinned by
-#      tests/js/package-lock.json; and Debian's chromium for the browser test (tests/browser.rs)
-#      when /usr/bin/chromium is missing (apt-get, as root; playwright never downloads a browser);
+#   1. installs what the tests need: the npm packages of tests/js (official socket.io-client 4.8
+#      and 2.5 (allowEIO3), for reference runs socket.io 4.8, playwright-core for the browser
+#      test, @socket.io/redis-adapter, @socket.io/redis-emitter and redis for the cluster tests),
+#      pinned by tests/js/package-lock.json; Debian's chromium for the browser test when
+#      /usr/bin/chromium is missing, and Debian's redis-server when it is missing (apt-get, as
+#      root; playwright never downloads a browser; the cluster tests start their own redis on a
+#      free port);
 #   2. checks formatting and clippy (-D warnings);
 #   3. runs every Rust test of the workspace: unit tests, wire-level integration tests and the
 #      interop suite (official JS client against ringio under io_uring and epoll, 1 and 2 shards);
@@ -21,6 +24,14 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "test.sh: '$1' is required ($
 need cargo "Rust toolchain"
 need node "Node.js 18+ for the interop tests"
 need npm "npm for the interop tests"
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server (Debian package) for the cluster tests"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+  # the package may start a system instance on 6379: the tests use their own ports
+fi
+need redis-server "Debian's redis-server (7.x) for the cluster tests"
 
 echo "== npm ci (tests/js)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error

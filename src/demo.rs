@@ -102,6 +102,7 @@ pub fn bench(builder: ServerBuilder) -> ServerBuilder {
             ns.on("disconnect-me", |socket: Socket, _: (), _ack: AckSender| {
                 socket.disconnect()
             });
+            cluster(ns);
         })
         .ns("/chat", |ns| {
             ns.on(
@@ -128,6 +129,167 @@ pub fn chat_page(builder: ServerBuilder) -> ServerBuilder {
     builder
         .page("/", ct, CHAT_PAGE.as_bytes())
         .page("/chat.html", ct, CHAT_PAGE.as_bytes())
+}
+
+/// Which sockets a cluster handler targets: `{"to": [rooms], "except": [rooms], "volatile":
+/// bool, "thisNode": bool}` (every field optional).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Sel {
+    to: Vec<String>,
+    except: Vec<String>,
+    volatile: bool,
+    #[serde(rename = "thisNode")]
+    this_node: bool,
+}
+
+impl Sel {
+    fn op(&self) -> crate::BroadcastOperator {
+        let mut op = crate::Io::of("/");
+        for r in &self.to {
+            op = op.to(r);
+        }
+        for r in &self.except {
+            op = op.except(r);
+        }
+        if self.volatile {
+            op = op.volatile();
+        }
+        if self.this_node {
+            op = op.this_node();
+        }
+        op
+    }
+}
+
+/// `{ok, responses}`: the answer of the handlers that collect acks.
+#[derive(serde::Serialize)]
+struct Collected {
+    ok: bool,
+    responses: Vec<sonic_rs::Value>,
+}
+
+fn collected(r: Result<Vec<RawArgs>, crate::BroadcastAckError>) -> Collected {
+    let (ok, list) = match r {
+        Ok(v) => (true, v),
+        Err(e) => (false, e.responses),
+    };
+    let responses = list.iter().map(|a| a.get(0).unwrap_or_default()).collect();
+    Collected { ok, responses }
+}
+
+/// A socket as the `c-fetch` handler reports it.
+#[derive(serde::Serialize)]
+struct Found {
+    id: String,
+    rooms: Vec<String>,
+    remote: bool,
+}
+
+/// The cluster handlers of `/` (README "Several servers"; tests/cluster.rs and the Node
+/// server of tests/js drive them): `c-emit(sel, payload)` emits `c`; `c-fetch(sel)`,
+/// `c-join(sel, room)`, `c-leave(sel, room)`, `c-disconnect(sel, close)`,
+/// `c-sse(event, arg)` (server-side emit with acks), `c-sse-noack(event, arg)`,
+/// `c-ask(sel, ms)` (emits `vote` with acks), `c-rooms()`, `c-count()`, and
+/// `c-remote(id, action, arg)` (emit/join/leave/disconnect on a fetched socket); server-side
+/// listeners `ping` (answers `pong`) and `notify` (emits `notified` to this node's clients).
+fn cluster(ns: &mut crate::Namespace) {
+    ns.on(
+        "c-emit",
+        |_s: Socket, (sel, payload): (Sel, sonic_rs::Value), ack: AckSender| {
+            sel.op().emit("c", (payload,));
+            ack.send((true,));
+        },
+    );
+    ns.on_async(
+        "c-fetch",
+        |_s: Socket, (sel,): (Sel,), ack: AckSender| async move {
+            let mut found: Vec<Found> = (sel.op().fetch_sockets().await)
+                .into_iter()
+                .map(|s| Found {
+                    remote: s.is_remote(),
+                    id: s.id,
+                    rooms: s.rooms,
+                })
+                .collect();
+            found.sort_by(|a, b| a.id.cmp(&b.id));
+            ack.send((found,));
+        },
+    );
+    ns.on(
+        "c-join",
+        |_s: Socket, (sel, room): (Sel, String), ack: AckSender| {
+            sel.op().sockets_join(&room);
+            ack.send((true,));
+        },
+    );
+    ns.on(
+        "c-leave",
+        |_s: Socket, (sel, room): (Sel, String), ack: AckSender| {
+            sel.op().sockets_leave(&room);
+            ack.send((true,));
+        },
+    );
+    ns.on(
+        "c-disconnect",
+        |_s: Socket, (sel, close): (Sel, bool), ack: AckSender| {
+            sel.op().disconnect_sockets(close);
+            ack.send((true,));
+        },
+    );
+    ns.on_async(
+        "c-sse",
+        |_s: Socket, (event, arg): (String, sonic_rs::Value), ack: AckSender| async move {
+            let r = crate::Io::of("/")
+                .server_side_emit_with_ack(&event, (arg,))
+                .await;
+            ack.send((collected(r),));
+        },
+    );
+    ns.on(
+        "c-sse-noack",
+        |_s: Socket, (event, arg): (String, sonic_rs::Value), ack: AckSender| {
+            crate::Io::of("/").server_side_emit(&event, (arg,));
+            ack.send((true,));
+        },
+    );
+    ns.on_async(
+        "c-ask",
+        |_s: Socket, (sel, ms): (Sel, u64), ack: AckSender| async move {
+            let op = sel.op().timeout(Duration::from_millis(ms));
+            ack.send((collected(op.emit_with_ack("vote", ("q",)).await),));
+        },
+    );
+    ns.on_async("c-rooms", |_s: Socket, _: (), ack: AckSender| async move {
+        ack.send((crate::Io::of("/").all_rooms().await,));
+    });
+    ns.on_async("c-count", |_s: Socket, _: (), ack: AckSender| async move {
+        ack.send((crate::Io::of("/").server_count().await,));
+    });
+    ns.on_async(
+        "c-remote",
+        |_s: Socket, (id, action, arg): (String, String, String), ack: AckSender| async move {
+            let found = crate::Io::of("/").to(&id).fetch_sockets().await;
+            for s in &found {
+                let _ = match action.as_str() {
+                    "emit" => s.emit("c", (arg.as_str(),)),
+                    "join" => s.join(&arg),
+                    "leave" => s.leave(&arg),
+                    _ => s.disconnect(arg == "close"),
+                };
+            }
+            ack.send((found.len(),));
+        },
+    );
+    ns.on_server_side_emit("ping", |(x,): (sonic_rs::Value,), ack: crate::ServerAck| {
+        ack.send((("pong", x),));
+    });
+    ns.on_server_side_emit(
+        "notify",
+        |(x,): (sonic_rs::Value,), _ack: crate::ServerAck| {
+            crate::Io::of("/").this_node().emit("notified", (x,));
+        },
+    );
 }
 
 /// The handler set the official protocol suites need: `/engine.io/` raw echo, `/socket.io/`

@@ -28,8 +28,10 @@
 //!
 //! ```text
 //! server/    top: the builder, Server, RunningServer, the boot of each shard
+//! cluster/   the Redis adapter (Node's @socket.io/redis-adapter wire format: wire, msgpack),
+//!            its pub and sub threads, and requests of other nodes served on a shard
 //! sio/       Socket.IO: conn (the engine's application), socket, ns, operators, adapter,
-//!            remote; the user API
+//!            cluster (the interface to other nodes), remote; the user API
 //! engine/    Engine.IO over monoio: conn (HTTP keep-alive, routing), polling, ws_conn,
 //!            session (the driver of the state machine), writer, raw endpoints; the App trait
 //! rt/        shard core: Shard (id, peers, ordered post), inbox of jobs, timers, presence
@@ -59,7 +61,9 @@
 //! Each shard is a thread with its own monoio runtime and `SO_REUSEPORT` listener; everything
 //! inside a shard is `Rc`/`RefCell`. Session and socket ids carry their owner shard: polling
 //! requests landing elsewhere are forwarded, WebSocket upgrades move their file descriptor to
-//! the owner.
+//! the owner. With a cluster adapter (`cluster/`), an operation meant for other nodes is also
+//! handed, without blocking, to the adapter's threads, which publish it to Redis; what other
+//! nodes publish comes back to the shards through their inboxes. Ids also carry the node.
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -67,6 +71,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 pub mod client;
+pub mod cluster;
 pub mod demo;
 pub mod engine;
 pub mod proto;
@@ -87,6 +92,6 @@ pub use server::{Driver, IdlePolicy, Metrics, RunningServer, Server, ServerBuild
 pub use sio::remote::RemoteError;
 pub use sio::{
     AckSender, BroadcastAckError, BroadcastOperator, Conn, ConnectError, DisconnectReason, Io,
-    ListenerId, LocalFuture, Namespace, PacketError, RemoteSocket, RoomEvent, Socket,
+    ListenerId, LocalFuture, Namespace, PacketError, RemoteSocket, RoomEvent, ServerAck, Socket,
     SocketEmitter,
 };

@@ -45,6 +45,21 @@ struct Common {
     /// Do not pin shard i to core i.
     #[arg(long, env = "RINGIO_NO_PIN")]
     no_pin: bool,
+    /// Join a cluster through Redis (Node's @socket.io/redis-adapter protocol), e.g.
+    /// redis://127.0.0.1:6379.
+    #[arg(long, env = "RINGIO_REDIS")]
+    redis: Option<String>,
+    /// Use Redis 7 sharded pub/sub (Node's createShardedAdapter) instead of the classic
+    /// protocol.
+    #[arg(long, env = "RINGIO_REDIS_SHARDED")]
+    redis_sharded: bool,
+    /// Channel prefix of the Redis adapter (Node's `key` / `channelPrefix`).
+    #[arg(long, env = "RINGIO_REDIS_PREFIX", default_value = "socket.io")]
+    redis_prefix: String,
+    /// This node's id (0-4095), carried by its session ids; default: random. Give each node
+    /// its own when a load balancer routes by it.
+    #[arg(long, env = "RINGIO_NODE_ID")]
+    node_id: Option<u16>,
     #[command(flatten)]
     server: ServerOpts,
 }
@@ -228,6 +243,21 @@ fn main() {
     if let Some(s) = common.uring_setup {
         builder = builder.uring_setup(s);
     }
+    if let Some(id) = common.node_id {
+        builder = builder.node_id(id);
+    }
+    if let Some(url) = &common.redis {
+        let mut opts = ringio::cluster::RedisOptions::new(url);
+        opts.sharded = common.redis_sharded;
+        opts.prefix = common.redis_prefix.clone();
+        match ringio::cluster::RedisAdapter::new(opts) {
+            Ok(a) => builder = builder.adapter(a),
+            Err(e) => {
+                eprintln!("ringio: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let addr = SocketAddr::new(common.host, common.port);
     let running = match builder.build().listen(addr) {
         Ok(r) => r,
@@ -242,11 +272,12 @@ fn main() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     eprintln!(
-        "ringio {what} listening on {} ({} shards)",
+        "ringio {what} listening on {} ({} shards, node {})",
         running.local_addr(),
         common
             .shards
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        running.node_id()
     );
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));

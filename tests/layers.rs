@@ -2,7 +2,7 @@
 //! sans-IO core reads no clock and touches no runtime, and files and functions stay small.
 //!
 //! ```text
-//! server  >  sio  >  engine  >  rt  >  proto        client > proto (and rt)
+//! server  >  cluster  >  sio  >  engine  >  rt  >  proto        client > proto (and rt)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -61,7 +61,13 @@ fn violations(layer: &str, forbidden: &[&str]) -> Vec<String> {
 #[test]
 fn imports_point_down() {
     let mut bad = Vec::new();
-    let above_proto = ["crate::rt", "crate::engine", "crate::sio", "crate::server"];
+    let above_proto = [
+        "crate::rt",
+        "crate::engine",
+        "crate::sio",
+        "crate::cluster",
+        "crate::server",
+    ];
     let upper = [
         "crate::client",
         "crate::demo",
@@ -86,6 +92,7 @@ fn imports_point_down() {
         &[
             "crate::engine",
             "crate::sio",
+            "crate::cluster",
             "crate::server",
             "crate::client",
             "crate::demo",
@@ -97,6 +104,7 @@ fn imports_point_down() {
         &[
             "crate::sio",
             "proto::sio",
+            "crate::cluster",
             "crate::server",
             "crate::client",
             "crate::demo",
@@ -106,13 +114,30 @@ fn imports_point_down() {
     ));
     bad.extend(violations(
         "src/sio",
-        &["crate::server", "crate::client", "crate::demo"],
+        &[
+            "crate::server",
+            "crate::cluster",
+            "crate::client",
+            "crate::demo",
+        ],
+    ));
+    // the Redis adapter implements the Socket.IO layer's cluster interface; the server
+    // layer above installs it
+    bad.extend(violations(
+        "src/cluster",
+        &[
+            "crate::server",
+            "crate::client",
+            "crate::demo",
+            "crate::engine",
+        ],
     ));
     bad.extend(violations(
         "src/client",
         &[
             "crate::engine",
             "crate::sio",
+            "crate::cluster",
             "crate::server",
             "crate::demo",
         ],

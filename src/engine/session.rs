@@ -96,7 +96,7 @@ impl<A: App> Session<A> {
             None => TransportIo::Polling(None),
         };
         let sess = Rc::new(Session {
-            sid: Sid::new(sh.id),
+            sid: Sid::new(sh.peers.node(), sh.id),
             ep: ep.clone(),
             st: RefCell::new(State {
                 m: Machine::with_protocol(Side::Server, v3, transport, now, &ep.timing),

@@ -84,8 +84,11 @@ pub(crate) async fn route(head: &Head, cfg: &EngineConfig) -> Result<Route, Reje
         ));
     }
     if let Some(raw) = head.param("sid") {
-        let shards = rt::shard().count();
-        let Some(sid) = Sid::parse(raw).filter(|s| s.shard() < shards) else {
+        let sh = rt::shard();
+        let (shards, node) = (sh.count(), sh.peers.node());
+        // a session of another node (a load balancer without sticky sessions) is unknown here:
+        // Node's answer, never another session's data
+        let Some(sid) = Sid::parse(raw).filter(|s| s.shard() < shards && s.node() == node) else {
             let sid = http::percent_decode(raw);
             return Err(Reject::new(
                 EioError::UnknownSid,

@@ -6,7 +6,7 @@
 
 pub mod eio;
 pub mod http;
-mod id;
+pub mod id;
 pub use id::MAX_SHARDS;
 pub mod sio;
 pub mod ws;

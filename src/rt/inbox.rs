@@ -12,7 +12,7 @@
 use super::presence::Presence;
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Work for another shard, run there on its thread.
@@ -66,6 +66,8 @@ pub struct ShardSet {
     /// The room presence table.
     pub presence: Presence,
     metrics: Vec<ShardMetrics>,
+    /// This node's id in a cluster (carried by session and socket ids).
+    node: AtomicU16,
 }
 
 impl ShardSet {
@@ -90,8 +92,19 @@ impl ShardSet {
             inboxes,
             presence: Presence::new(presence_slots),
             metrics: (0..n).map(|_| ShardMetrics::default()).collect(),
+            node: AtomicU16::new(0),
         };
         (Arc::new(peers), rxs)
+    }
+
+    /// Sets this node's id (before the shards start).
+    pub fn set_node(&self, id: u16) {
+        self.node.store(id, Ordering::Relaxed);
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> u16 {
+        self.node.load(Ordering::Relaxed)
     }
 
     /// Number of shards.

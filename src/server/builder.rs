@@ -8,6 +8,7 @@ use crate::engine::hooks::{AllowOutcome, AllowRequest, ConnectionError};
 use crate::engine::raw::RawHandler;
 use crate::engine::{EngineConfig, EngineLimits};
 use crate::proto::http::{CookieOptions, Cors, Head, ResponseHeaders, StaticFile, StaticFiles};
+use crate::sio::cluster::ClusterAdapter;
 use crate::sio::ns::{Matcher, Setup};
 use crate::sio::{Namespace, SioConfig};
 use std::future::Future;
@@ -57,6 +58,7 @@ pub struct ServerBuilder {
     pin: bool,
     limits: EngineLimits,
     pages: StaticFiles,
+    node_id: Option<u16>,
 }
 
 impl Default for ServerBuilder {
@@ -68,6 +70,7 @@ impl Default for ServerBuilder {
                 dynamic: Vec::new(),
                 connect_timeout: Duration::from_millis(45_000),
                 max_attachments: 10,
+                cluster: None,
             },
             extra: Vec::new(),
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -79,6 +82,7 @@ impl Default for ServerBuilder {
             pin: true,
             limits: EngineLimits::default(),
             pages: StaticFiles::new(),
+            node_id: None,
         }
     }
 }
@@ -259,6 +263,20 @@ impl ServerBuilder {
         self.presence_slots = n;
         self
     }
+    /// The cluster adapter that carries broadcasts and server-wide operations to the other
+    /// nodes (Node's `adapter` option), e.g. [`crate::cluster::RedisAdapter`]. Without one the
+    /// server is a cluster of one.
+    pub fn adapter(mut self, adapter: impl ClusterAdapter) -> Self {
+        self.sio.cluster = Some(Arc::new(adapter));
+        self
+    }
+    /// This node's id (0..4096), carried by every session and socket id so that a request
+    /// landing on another node is refused at once (and a load balancer can route by it);
+    /// default: random. Give each node of a cluster its own.
+    pub fn node_id(mut self, id: u16) -> Self {
+        self.node_id = Some(id & (crate::proto::id::MAX_NODES as u16 - 1));
+        self
+    }
     /// A namespace; `setup` runs once per shard to register its handlers.
     pub fn ns(
         mut self,
@@ -326,6 +344,7 @@ impl ServerBuilder {
                 presence_slots: self.presence_slots,
                 inbox_capacity: self.inbox_capacity,
                 pages: Arc::new(self.pages),
+                node_id: self.node_id.unwrap_or_else(crate::proto::id::random_node),
             }),
         }
     }

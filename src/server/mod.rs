@@ -14,6 +14,7 @@ pub use builder::{EngineHandlerFactory, ServerBuilder};
 
 use crate::engine::{EngineConfig, EngineLimits};
 use crate::rt::{PostError, ShardSet};
+use crate::sio::cluster::{ClusterAdapter, Node};
 use crate::sio::SioConfig;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -43,6 +44,7 @@ pub(crate) struct Config {
     pub presence_slots: usize,
     pub inbox_capacity: usize,
     pub pages: Arc<crate::proto::http::StaticFiles>,
+    pub node_id: u16,
 }
 
 /// A configured server, ready to listen.
@@ -55,6 +57,7 @@ pub struct RunningServer {
     addr: SocketAddr,
     peers: Arc<ShardSet>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    cluster: Option<Arc<dyn ClusterAdapter>>,
 }
 
 impl Server {
@@ -69,6 +72,7 @@ impl Server {
         let listeners = crate::rt::listener::bind_shards(addr, n)?;
         let addr = listeners[0].local_addr()?;
         let (peers, rxs) = ShardSet::new(n, self.cfg.inbox_capacity, self.cfg.presence_slots);
+        peers.set_node(self.cfg.node_id);
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(n);
@@ -90,10 +94,22 @@ impl Server {
         for _ in 0..n {
             let _ = ready_rx.recv();
         }
+        let cluster = self.cfg.endpoints.iter().find_map(|e| match e {
+            EndpointCfg::SocketIo(_, sio) => sio.cluster.clone().map(|c| (c, sio.namespaces())),
+            EndpointCfg::Raw(..) => None,
+        });
+        let cluster = match cluster {
+            Some((c, namespaces)) => {
+                c.start(Node::new(peers.clone(), c.clone(), namespaces))?;
+                Some(c)
+            }
+            None => None,
+        };
         Ok(RunningServer {
             addr,
             peers,
             threads,
+            cluster,
         })
     }
 }
@@ -138,12 +154,20 @@ impl RunningServer {
             .map(|i| self.peers.metrics(i).sessions.load(Relaxed) as usize)
             .sum()
     }
+
+    /// This node's id (see [`ServerBuilder::node_id`]).
+    pub fn node_id(&self) -> u16 {
+        self.peers.node()
+    }
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
     /// Closes every session ("server shutting down") and stops the shards.
     pub fn shutdown(self) {
+        if let Some(c) = &self.cluster {
+            c.stop();
+        }
         for i in 0..self.peers.len() {
             let mut job = boot::shutdown_job();
             for _ in 0..1000 {

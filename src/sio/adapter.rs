@@ -13,6 +13,7 @@
 //!
 //! Must not: touch transports; recipients are reached through their sessions' queues.
 
+use super::cluster::{self, Answer, LocalChange};
 use super::ns::{NsRt, RoomEvent};
 use super::remote::RemoteSocket;
 use super::socket::Socket;
@@ -64,13 +65,19 @@ pub(crate) enum Op {
     Leave(Vec<Box<str>>),
     /// `disconnectSockets(close)`.
     Disconnect { close: bool },
-    /// `fetchSockets`: each shard answers once.
-    Fetch(UnboundedSender<Vec<RemoteSocket>>),
+    /// `fetchSockets`: each shard answers once ([`Answer::Sockets`]).
+    Fetch(UnboundedSender<Answer>),
+    /// The rooms of the namespace (socket ids included): each shard answers once
+    /// ([`Answer::Rooms`]).
+    Rooms(UnboundedSender<Answer>),
 }
 
 /// Replies of a broadcast with acks.
-pub(crate) enum AckReply {
-    /// How many sockets this shard targeted.
+#[derive(Debug)]
+pub enum AckReply {
+    /// How many other nodes will report a count (sent once by the cluster adapter).
+    Nodes(usize),
+    /// How many sockets one shard (or one other node) targeted.
     Count(usize),
     /// One client's ack.
     Ack(RawArgs),
@@ -108,6 +115,10 @@ impl LocalAdapter {
             .insert(socket.sid(), socket.clone());
         drop(rooms);
         if created {
+            cluster::notify(
+                || LocalChange::RoomCreated(ns.to_string(), room.into()),
+                true,
+            );
             let slot = sh.peers.presence.slot(&ns, room);
             let mut counts = self.slot_counts.borrow_mut();
             let c = counts.entry(slot).or_insert(0);
@@ -156,6 +167,10 @@ impl LocalAdapter {
         };
         room_event(socket, RoomEvent::LeaveRoom, room);
         if emptied {
+            cluster::notify(
+                || LocalChange::RoomDeleted(ns.to_string(), room.into()),
+                true,
+            );
             room_event(socket, RoomEvent::DeleteRoom, room);
             let sh = rt::shard();
             let slot = sh.peers.presence.slot(ns, room);
@@ -184,31 +199,10 @@ impl LocalAdapter {
     /// others through ordered jobs). Returns the number of shards the message went to.
     pub fn broadcast(&self, msg: BroadcastMsg, local_only: bool) -> usize {
         let sh = rt::shard();
-        let n = sh.count();
-        // Only emits are pruned by the presence table. Control operations (fetch, acks,
-        // sockets_join/leave, disconnect) go to every shard: a remote join posted earlier from
-        // this shard may not have set its presence bit yet, and per-origin FIFO then orders the
-        // operation after it on every shard.
-        let prune = matches!(msg.op, Op::Emit { .. }) && msg.parent.is_none();
-        let mask: u64 = if local_only {
-            1 << sh.id
-        } else if msg.rooms.is_empty() || !prune {
-            if n >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << n) - 1
-            }
-        } else {
-            let presence = &sh.peers.presence;
-            msg.rooms.iter().fold(0, |m, r| {
-                // a socket id is also the (virtual) room of that socket, on its owner shard
-                let own = SocketId::parse(r).map_or(0, |id| 1u64 << (id.shard() & 63));
-                m | own | presence.shards(presence.slot(&msg.ns, r))
-            })
-        };
+        let mask = destinations(&sh.peers, &msg, local_only.then_some(sh.id));
         let msg = Arc::new(msg);
         let mut sent = 0;
-        for dest in 0..n {
+        for dest in 0..sh.count() {
             if mask & (1 << dest) == 0 {
                 continue;
             }
@@ -221,6 +215,48 @@ impl LocalAdapter {
             }
         }
         sent
+    }
+
+    /// This shard's rooms of `ns` and the ids of its sockets there (Node's `rooms` keys).
+    fn rooms_of(&self, ns: &NsRt) -> Vec<String> {
+        let mut v: Vec<String> = ns
+            .sockets
+            .borrow()
+            .keys()
+            .map(|id| id.to_string())
+            .collect();
+        if let Some(by_room) = self.rooms.borrow().get(&*ns.name) {
+            v.extend(by_room.keys().map(|r| r.to_string()));
+        }
+        v
+    }
+}
+
+/// The shards a message goes to, as a bit mask: `only` alone when set; else for an emit the
+/// shards whose presence bits say they may hold a member of a target room (every shard when
+/// the emit targets the whole namespace); every shard for the other operations.
+pub(crate) fn destinations(peers: &rt::ShardSet, msg: &BroadcastMsg, only: Option<usize>) -> u64 {
+    let n = peers.len();
+    // Only emits are pruned by the presence table. Control operations (fetch, acks,
+    // sockets_join/leave, disconnect) go to every shard: a remote join posted earlier from
+    // this shard may not have set its presence bit yet, and per-origin FIFO then orders the
+    // operation after it on every shard.
+    let prune = matches!(msg.op, Op::Emit { .. }) && msg.parent.is_none();
+    if let Some(id) = only {
+        1 << id
+    } else if msg.rooms.is_empty() || !prune {
+        if n >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << n) - 1
+        }
+    } else {
+        let presence = &peers.presence;
+        msg.rooms.iter().fold(0, |m, r| {
+            // a socket id is also the (virtual) room of that socket, on its owner shard
+            let own = SocketId::parse(r).map_or(0, |id| 1u64 << (id.shard() & 63));
+            m | own | presence.shards(presence.slot(&msg.ns, r))
+        })
     }
 }
 
@@ -239,11 +275,10 @@ fn room_event(socket: &Socket, ev: RoomEvent, room: &str) {
 /// all. Marks from older deliveries are smaller and never match.
 pub(crate) fn deliver_local(sh: &SioShard, msg: &BroadcastMsg) {
     match msg.parent {
-        None => {
-            if let Some(ns) = sh.namespaces.get(&msg.ns) {
-                deliver_ns(sh, &ns, msg, &msg.op);
-            }
-        }
+        None => match sh.namespaces.get(&msg.ns) {
+            Some(ns) => deliver_ns(sh, &ns, msg, &msg.op),
+            None => answer_empty(&msg.op),
+        },
         Some(p) => {
             for ns in sh.namespaces.children(p) {
                 match &msg.op {
@@ -266,9 +301,27 @@ pub(crate) fn deliver_local(sh: &SioShard, msg: &BroadcastMsg) {
     }
 }
 
+/// The answer of a shard without the namespace to the operations that expect one from every
+/// shard (a request from another node may name a namespace this node lacks).
+fn answer_empty(op: &Op) {
+    match op {
+        Op::Fetch(r) | Op::Rooms(r) => {
+            let empty = match op {
+                Op::Fetch(_) => Answer::Sockets(Vec::new()),
+                _ => Answer::Rooms(Vec::new()),
+            };
+            let _ = r.unbounded_send(empty);
+        }
+        Op::EmitWithAck { replies, .. } => {
+            let _ = replies.unbounded_send(AckReply::Count(0));
+        }
+        _ => {}
+    }
+}
+
 /// An event packet for namespace `nsp` (with ack id `id`) from its JSON array, and its
 /// attachments.
-fn event_packets(
+pub(crate) fn event_packets(
     nsp: &str,
     id: Option<u64>,
     event_json: &[u8],
@@ -291,6 +344,10 @@ fn event_packets(
 /// Delivers `op` to the sockets of `ns` that `msg`'s rooms and exceptions select.
 fn deliver_ns(sh: &SioShard, ns: &NsRt, msg: &BroadcastMsg, op: &Op) {
     let a = &sh.adapter;
+    if let Op::Rooms(reply) = op {
+        let _ = reply.unbounded_send(Answer::Rooms(a.rooms_of(ns)));
+        return;
+    }
     let seq = a.seq.get() + 2;
     a.seq.set(seq);
     let rooms = a.rooms.borrow();
@@ -394,7 +451,9 @@ fn apply(sh: &SioShard, op: &Op, targets: &mut Vec<Socket>) {
             }
         }
         Op::Fetch(reply) => {
-            let _ = reply.unbounded_send(targets.iter().map(RemoteSocket::of).collect());
+            let sockets = targets.iter().map(RemoteSocket::of).collect();
+            let _ = reply.unbounded_send(Answer::Sockets(sockets));
         }
+        Op::Rooms(_) => {}
     }
 }

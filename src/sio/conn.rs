@@ -359,6 +359,10 @@ fn accept(sess: &Rc<Sess>, socket: Socket) {
     }
     socket.set_connected();
     ns.sockets.borrow_mut().insert(socket.sid(), socket.clone());
+    super::cluster::notify(
+        || super::cluster::LocalChange::SocketConnected(socket.ns().into(), socket.id().into()),
+        false,
+    );
     // every socket is in the room named by its id: that room is virtual (looked up through the
     // namespace's socket index), so it costs no room entry per connection
     let ok = if sess.is_v3() {

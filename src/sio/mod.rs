@@ -10,6 +10,7 @@
 
 pub(crate) mod ack;
 pub(crate) mod adapter;
+pub mod cluster;
 pub(crate) mod conn;
 pub(crate) mod listeners;
 pub(crate) mod ns;
@@ -18,11 +19,12 @@ pub(crate) mod remote;
 pub(crate) mod socket;
 
 pub use ack::AckSender;
+pub use adapter::AckReply;
 pub use conn::{Conn, SioApp, SioConn};
 pub use listeners::{ListenerId, PacketError};
-pub use ns::{ConnectError, LocalFuture, Namespace, RoomEvent};
+pub use ns::{ConnectError, LocalFuture, Namespace, RoomEvent, ServerAck};
 pub use operators::{BroadcastAckError, BroadcastOperator};
-pub use remote::RemoteSocket;
+pub use remote::{RemoteError, RemoteSocket};
 pub use socket::{Socket, SocketEmitter};
 
 use crate::proto::eio::CloseReason;
@@ -109,6 +111,17 @@ pub(crate) struct SioConfig {
     pub dynamic: Vec<(Matcher, Setup)>,
     pub connect_timeout: Duration,
     pub max_attachments: usize,
+    /// The cluster adapter (none: this node alone).
+    pub cluster: Option<std::sync::Arc<dyn cluster::ClusterAdapter>>,
+}
+
+impl SioConfig {
+    /// The names of the static namespaces.
+    pub(crate) fn namespaces(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.statics.iter().map(|(n, _)| n.clone()).collect();
+        v.dedup();
+        v
+    }
 }
 
 /// The Socket.IO layer's state on one shard.
@@ -117,6 +130,7 @@ pub(crate) struct SioShard {
     pub adapter: adapter::LocalAdapter,
     pub connect_timeout: Duration,
     pub max_attachments: usize,
+    pub cluster: Option<std::sync::Arc<dyn cluster::ClusterAdapter>>,
 }
 
 thread_local! {
@@ -141,6 +155,7 @@ pub(crate) fn install(cfg: &SioConfig) -> SioApp {
         adapter: Default::default(),
         connect_timeout: cfg.connect_timeout,
         max_attachments: cfg.max_attachments,
+        cluster: cfg.cluster.clone(),
     };
     SIO.with(|s| *s.borrow_mut() = Some(Rc::new(shard)));
     SioApp

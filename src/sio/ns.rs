@@ -8,8 +8,8 @@
 
 use super::ack::AckSender;
 use super::socket::Socket;
-use crate::proto::sio::args::{FromArgs, RawArgs};
-use std::cell::RefCell;
+use crate::proto::sio::args::{to_writer, FromArgs, IntoArgs, RawArgs};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -124,6 +124,34 @@ impl RoomEvent {
 }
 
 type RoomListener = Rc<dyn Fn(RoomEvent, &str, &str)>;
+type ServerSideFn = Rc<dyn Fn(RawArgs, ServerAck)>;
+
+/// Answers a `server_side_emit` with ack from another node: only the first answer of a node
+/// goes out, and only its first argument (as Node's callback).
+#[derive(Clone, Default)]
+pub struct ServerAck(Option<Rc<AckCell>>);
+
+/// The answer callback, taken by the first answer.
+type AckCell = Cell<Option<Box<dyn FnOnce(RawArgs)>>>;
+
+impl ServerAck {
+    /// True when the emitting node waits for an answer.
+    pub fn expected(&self) -> bool {
+        self.0.as_ref().is_some_and(|c| {
+            let f = c.take();
+            let some = f.is_some();
+            c.set(f);
+            some
+        })
+    }
+    /// Sends the answer (its first argument) back to the emitting node.
+    pub fn send(&self, args: impl IntoArgs) {
+        if let Some(f) = self.0.as_ref().and_then(|c| c.take()) {
+            let w = to_writer(args);
+            f(RawArgs::from_array_items(w.json.freeze(), w.attachments));
+        }
+    }
+}
 type ConnectFn = Rc<dyn Fn(Socket)>;
 type ConnectResult = Result<(), ConnectError>;
 type ConnectFuture = Pin<Box<dyn Future<Output = ConnectResult>>>;
@@ -159,6 +187,7 @@ pub struct Namespace {
     pub(crate) on_connect: Vec<ConnectFn>,
     pub(crate) middlewares: Vec<ConnectMiddleware>,
     pub(crate) room_events: Vec<RoomListener>,
+    pub(crate) server_side: HashMap<String, Vec<ServerSideFn>>,
 }
 
 impl Namespace {
@@ -200,6 +229,25 @@ impl Namespace {
         self.room_events.push(Rc::new(f));
         self
     }
+    /// Listens to events other nodes emit with `server_side_emit` (Node's `io.on(event)` for
+    /// `serverSideEmit`). A node runs the listener once (on one of its shards); `ack` answers
+    /// a `server_side_emit_with_ack`.
+    pub fn on_server_side_emit<A: FromArgs + 'static>(
+        &mut self,
+        event: &str,
+        f: impl Fn(A, ServerAck) + 'static,
+    ) -> &mut Self {
+        let f = move |args: RawArgs, ack: ServerAck| match A::from_args(args) {
+            Ok(a) => f(a, ack),
+            Err(e) => tracing::debug!("server-side event dropped: {e}"),
+        };
+        let l: ServerSideFn = Rc::new(f);
+        self.server_side
+            .entry(event.to_string())
+            .or_default()
+            .push(l);
+        self
+    }
     /// A connect middleware; an `Err` refuses the connection with CONNECT_ERROR.
     pub fn use_middleware(
         &mut self,
@@ -218,6 +266,24 @@ impl Namespace {
         self.middlewares.push(ConnectMiddleware::Async(Rc::new(f)));
         self
     }
+}
+
+/// Calls the server-side listeners of `event`; `ack` goes to every one of them, the first
+/// answer wins. False when there is none.
+pub(crate) fn call_server_side(
+    def: &Namespace,
+    event: &str,
+    args: RawArgs,
+    ack: Option<Box<dyn FnOnce(RawArgs)>>,
+) -> bool {
+    let Some(ls) = def.server_side.get(event).filter(|l| !l.is_empty()) else {
+        return false;
+    };
+    let ack = ServerAck(ack.map(|f| Rc::new(Cell::new(Some(f)))));
+    for l in ls {
+        l(args.clone(), ack.clone());
+    }
+    true
 }
 
 /// A namespace at run time on one shard.
@@ -310,7 +376,8 @@ impl Namespaces {
             sockets: Default::default(),
             parent: Some(parent),
         });
-        self.by_name.borrow_mut().insert(name, ns.clone());
+        self.by_name.borrow_mut().insert(name.clone(), ns.clone());
+        super::cluster::notify_namespace(&name);
         Some(ns)
     }
 

@@ -1,14 +1,26 @@
 //! `RemoteSocket`: a socket as `fetch_sockets` returns it. A `Send + Clone` snapshot whose
-//! operations reach the live socket on its owner shard, from any thread.
+//! operations reach the live socket on its owner shard, from any thread; a socket of another
+//! node is reached through the cluster adapter, as Node does (a broadcast, join, leave or
+//! disconnect aimed at the room named by the socket's id).
 //!
 //! Must not: hold a reference to the live socket (it may be used on another thread).
 
+use super::cluster::{ClusterAdapter, ClusterOp, EventData, Target};
 use super::local;
 use super::socket::Socket;
 use crate::proto::sio::args::{to_writer, IntoArgs};
-use crate::proto::sio::{encode_packet, SocketId};
+use crate::proto::sio::{encode_packet, write_array, SocketId};
 use crate::rt::{self, ShardSet};
 use std::sync::Arc;
+
+/// Where the live socket is.
+#[derive(Clone)]
+enum Home {
+    /// On a shard of this node.
+    Here(Arc<ShardSet>),
+    /// On another node, reached through the cluster adapter.
+    Node(Arc<dyn ClusterAdapter>),
+}
 
 /// A socket as returned by `fetch_sockets`: a snapshot that can cross shards and threads, with
 /// operations that reach the live socket wherever it is.
@@ -24,6 +36,8 @@ pub struct RemoteSocket {
     pub headers: Vec<(String, String)>,
     /// Query string of the handshake.
     pub query: String,
+    /// The URL of the first request (path and query).
+    pub url: String,
     /// Peer address.
     pub address: Option<std::net::SocketAddr>,
     /// Handshake time (ms since the Unix epoch).
@@ -32,7 +46,7 @@ pub struct RemoteSocket {
     pub auth: String,
     /// The socket's shared data ([`Socket::set_shared_data`]) as raw JSON, if any.
     pub data: Option<String>,
-    peers: Arc<ShardSet>,
+    home: Home,
 }
 
 impl std::fmt::Debug for RemoteSocket {
@@ -76,21 +90,65 @@ impl RemoteSocket {
             rooms: s.rooms(),
             headers: hs.headers(),
             query: hs.query().to_string(),
+            url: hs.url(),
             address: hs.address,
             issued: hs.issued,
             auth: s.auth_raw().to_string(),
             data: s.shared_json(),
-            peers: rt::shard().peers.clone(),
+            home: Home::Here(rt::shard().peers.clone()),
+        }
+    }
+
+    /// A socket of another node (from a cluster adapter's fetch answer): its operations go
+    /// through `adapter`. The handshake fields are filled by the caller.
+    pub fn of_node(id: String, ns: String, adapter: Arc<dyn ClusterAdapter>) -> RemoteSocket {
+        RemoteSocket {
+            id,
+            ns,
+            rooms: Vec::new(),
+            headers: Vec::new(),
+            query: String::new(),
+            url: String::new(),
+            address: None,
+            issued: 0,
+            auth: "{}".into(),
+            data: None,
+            home: Home::Node(adapter),
+        }
+    }
+
+    /// True when the socket lives on another node of the cluster.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.home, Home::Node(_))
+    }
+
+    /// An operation aimed at this socket alone, through the cluster adapter.
+    fn target(&self) -> Target {
+        Target {
+            ns: self.ns.clone(),
+            rooms: vec![self.id.clone()],
+            except: Vec::new(),
         }
     }
 
     /// Runs `f` on the live socket, on its owner shard: at once when that is this thread,
     /// else as a job (ordered after this shard's earlier jobs for that shard, when called on a
     /// shard).
-    fn on_owner(&self, f: impl FnOnce(&Socket) + Send + 'static) -> Result<(), RemoteError> {
+    fn on_owner(
+        &self,
+        f: impl FnOnce(&Socket) + Send + 'static,
+        remote: impl FnOnce() -> ClusterOp,
+    ) -> Result<(), RemoteError> {
+        let peers = match &self.home {
+            Home::Here(p) => p,
+            Home::Node(a) => {
+                a.send(remote());
+                return Ok(());
+            }
+        };
         let id = SocketId::parse(&self.id).ok_or(RemoteError::Gone)?;
         let owner = id.shard();
-        if owner >= self.peers.len() {
+        if owner >= peers.len() {
             return Err(RemoteError::Gone);
         }
         let ns = self.ns.clone();
@@ -104,7 +162,7 @@ impl RemoteSocket {
         match rt::try_shard() {
             Some(sh) if sh.id == owner => job(),
             Some(sh) => sh.post(owner, Box::new(job)),
-            None => match self.peers.try_post(owner, Box::new(job)) {
+            None => match peers.try_post(owner, Box::new(job)) {
                 Ok(()) => {}
                 Err(rt::PostError::Full(_)) => return Err(RemoteError::InboxFull),
                 Err(rt::PostError::Stopped(_)) => return Err(RemoteError::Gone),
@@ -115,30 +173,57 @@ impl RemoteSocket {
 
     /// Emits to this socket (on whichever shard holds it); works from any thread.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), RemoteError> {
-        let (text, att) = encode_packet(&self.ns, Some(event), None, to_writer(args), false);
-        self.on_owner(move |s| {
-            s.send_packets(text, att);
-        })
+        let w = to_writer(args);
+        let mut json = bytes::BytesMut::new();
+        write_array(&mut json, Some(event), &w.json);
+        let data = EventData {
+            json: json.freeze(),
+            attachments: w.attachments.clone(),
+        };
+        let (text, att) = encode_packet(&self.ns, Some(event), None, w, false);
+        let target = self.target();
+        self.on_owner(
+            move |s| {
+                s.send_packets(text, att);
+            },
+            move || ClusterOp::Broadcast {
+                target,
+                data,
+                volatile: false,
+            },
+        )
     }
     /// Makes the socket join a room.
     pub fn join(&self, room: &str) -> Result<(), RemoteError> {
-        let room = room.to_string();
-        self.on_owner(move |s| s.join(&room))
+        let (room, target) = (room.to_string(), self.target());
+        let rooms = vec![room.clone()];
+        self.on_owner(
+            move |s| s.join(&room),
+            move || ClusterOp::Join { target, rooms },
+        )
     }
     /// Makes the socket leave a room.
     pub fn leave(&self, room: &str) -> Result<(), RemoteError> {
-        let room = room.to_string();
-        self.on_owner(move |s| s.leave(&room))
+        let (room, target) = (room.to_string(), self.target());
+        let rooms = vec![room.clone()];
+        self.on_owner(
+            move |s| s.leave(&room),
+            move || ClusterOp::Leave { target, rooms },
+        )
     }
     /// Disconnects the socket (`close`: the whole connection).
     pub fn disconnect(&self, close: bool) -> Result<(), RemoteError> {
-        self.on_owner(move |s| {
-            if close {
-                s.disconnect_client();
-            } else {
-                s.disconnect();
-            }
-        })
+        let target = self.target();
+        self.on_owner(
+            move |s| {
+                if close {
+                    s.disconnect_client();
+                } else {
+                    s.disconnect();
+                }
+            },
+            move || ClusterOp::Disconnect { target, close },
+        )
     }
 }
 

@@ -120,11 +120,12 @@ impl Socket {
         // a v3 (socket.io-client 2.x) socket's id is its connection's, as the client computes
         // it (Node: the sid on "/", "<nsp>#<sid>" elsewhere; ringio uses the sid in every
         // namespace: ids are unique within a namespace, and the shard is in it)
+        let sh = rt::shard();
         let id = sess
             .is_v3()
             .then(|| SocketId::parse(sess.sid().as_str()))
             .flatten()
-            .unwrap_or_else(|| SocketId::new(rt::shard().id));
+            .unwrap_or_else(|| SocketId::new(sh.peers.node(), sh.id));
         Socket(Rc::new(SocketInner {
             id,
             ns,
@@ -410,6 +411,11 @@ impl Socket {
         self.0.state.set(State::Disconnected);
         local().adapter.leave_all(self);
         self.0.ns.sockets.borrow_mut().remove(&self.0.id);
+        let (ns, id) = (self.ns(), self.id());
+        super::cluster::notify(
+            || super::cluster::LocalChange::SocketDisconnected(ns.into(), id.into()),
+            false,
+        );
         *self.0.acks.borrow_mut() = None;
         self.0.queue.borrow_mut().clear();
         for cb in take(|l| &mut l.on_disconnect) {
