@@ -57,6 +57,12 @@ io.on("connection", (socket) => {
     else io.emit("b", payload);
     if (ack) ack(true);
   });
+  socket.on("to-room", (...all) => {
+    // everyone in the room except the sender
+    const [args, ack] = splitAck(all);
+    socket.to(args[0]).emit("b", args[1]);
+    if (ack) ack(true);
+  });
   socket.on("disconnect-me", () => {
     // Socket.IO DISCONNECT for "/" only; the Engine.IO session stays open
     socket.disconnect();

@@ -118,6 +118,16 @@ async fn on_main(s: SocketRef) {
             let _ = ack.send(&true);
         },
     );
+    s.on(
+        "to-room",
+        async |s: SocketRef,
+               Data((room, payload)): Data<(String, rmpv::Value)>,
+               ack: AckSender| {
+            // everyone in the room except the sender
+            let _ = s.to(room).emit("b", &payload).await;
+            let _ = ack.send(&true);
+        },
+    );
     s.on("disconnect-me", async |s: SocketRef| {
         // Socket.IO DISCONNECT for "/" only
         let _ = s.disconnect();
