@@ -3,6 +3,7 @@
 //!
 //! Must not: contain server logic (it parses options and calls the library).
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,23 +36,24 @@ struct Common {
     shards: Option<usize>,
     /// How a shard waits between bursts of work: `park`, `spin:<us>` (poll for up to <us>
     /// after the last event while traffic is dense) or `coalesce:<us>` (while traffic is dense,
-    /// handle arrivals in batches at most <us> apart instead of being woken per message).
+    /// handle arrivals in batches at most <us> apart instead of being woken per message)
+    /// [default: coalesce:200].
     #[arg(long, env = "RINGIO_IDLE", value_parser = ringio::IdlePolicy::parse)]
     idle: Option<ringio::IdlePolicy>,
     /// io_uring setup flags: `auto` (what --idle needs), `plain`, `coop`
     /// (COOP_TASKRUN|TASKRUN_FLAG) or `defer` (SINGLE_ISSUER|DEFER_TASKRUN).
     #[arg(long, env = "RINGIO_URING_SETUP", value_parser = ringio::UringSetup::parse)]
     uring_setup: Option<ringio::UringSetup>,
-    /// Do not pin shard i to core i.
-    #[arg(long, env = "RINGIO_NO_PIN")]
-    no_pin: bool,
+    /// Pin shard i to core i (default: the scheduler places the shards).
+    #[arg(long, env = "RINGIO_PIN", value_parser = BoolishValueParser::new())]
+    pin: bool,
     /// Join a cluster through Redis (Node's @socket.io/redis-adapter protocol), e.g.
     /// redis://127.0.0.1:6379.
     #[arg(long, env = "RINGIO_REDIS")]
     redis: Option<String>,
     /// Use Redis 7 sharded pub/sub (Node's createShardedAdapter) instead of the classic
     /// protocol.
-    #[arg(long, env = "RINGIO_REDIS_SHARDED")]
+    #[arg(long, env = "RINGIO_REDIS_SHARDED", value_parser = BoolishValueParser::new())]
     redis_sharded: bool,
     /// Channel prefix of the Redis adapter (Node's `key` / `channelPrefix`).
     #[arg(long, env = "RINGIO_REDIS_PREFIX", default_value = "socket.io")]
@@ -95,11 +97,11 @@ struct ServerOpts {
     #[arg(long, env = "RINGIO_TRANSPORTS", value_delimiter = ',', value_parser = ["polling", "websocket"])]
     transports: Option<Vec<String>>,
     /// `allowUpgrades: false`: polling sessions are not offered the upgrade to WebSocket.
-    #[arg(long, env = "RINGIO_NO_UPGRADES")]
+    #[arg(long, env = "RINGIO_NO_UPGRADES", value_parser = BoolishValueParser::new())]
     no_upgrades: bool,
     /// `allowEIO3`: also accept Engine.IO v3 clients (socket.io-client 2.x); without it they
     /// get Node's "Unsupported protocol version" (400, code 5).
-    #[arg(long, env = "RINGIO_ALLOW_EIO3")]
+    #[arg(long, env = "RINGIO_ALLOW_EIO3", value_parser = BoolishValueParser::new())]
     allow_eio3: bool,
     /// CORS: `*` for any origin, else an allowed origin (reflected, with credentials);
     /// repeatable, or comma-separated in the environment [default: `*`; conformance: always
@@ -127,7 +129,7 @@ struct ServerOpts {
     #[arg(long, env = "RINGIO_COOKIE_SAME_SITE", requires = "cookie")]
     cookie_same_site: Option<String>,
     /// The cookie without `HttpOnly` [default: HttpOnly].
-    #[arg(long, env = "RINGIO_COOKIE_NO_HTTP_ONLY", requires = "cookie")]
+    #[arg(long, env = "RINGIO_COOKIE_NO_HTTP_ONLY", requires = "cookie", value_parser = BoolishValueParser::new())]
     cookie_no_http_only: bool,
 }
 
@@ -233,7 +235,7 @@ fn main() {
             (ringio::demo::conformance(b), c, "conformance")
         }
     };
-    let mut builder = builder.pin_shards(!common.no_pin);
+    let mut builder = builder.pin_shards(common.pin);
     if let Some(n) = common.shards {
         builder = builder.shards(n);
     }

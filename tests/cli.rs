@@ -21,7 +21,7 @@ impl Drop for Ringio {
 fn ringio(cmd: &str, args: &[&str], env: &[(&str, &str)]) -> Ringio {
     let port = free_port();
     let mut c = Command::new(env!("CARGO_BIN_EXE_ringio"));
-    c.args([cmd, "--host", "127.0.0.1", "--shards", "2", "--no-pin"])
+    c.args([cmd, "--host", "127.0.0.1", "--shards", "2"])
         .args(args)
         .env("RINGIO_PORT", port.to_string())
         .env("RUST_LOG", "warn");
@@ -61,6 +61,8 @@ fn help_documents_every_option_with_its_variable() {
         ("--cookie-path", "RINGIO_COOKIE_PATH"),
         ("--cookie-same-site", "RINGIO_COOKIE_SAME_SITE"),
         ("--cookie-no-http-only", "RINGIO_COOKIE_NO_HTTP_ONLY"),
+        ("--idle", "RINGIO_IDLE"),
+        ("--pin", "RINGIO_PIN"),
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
         assert!(
@@ -82,7 +84,6 @@ fn flags_and_environment_reach_the_wire() {
         "/io/",
         "--ping-interval",
         "1234",
-        "--no-upgrades",
         "--cookie",
         "sticky",
         "--cookie-same-site",
@@ -95,6 +96,8 @@ fn flags_and_environment_reach_the_wire() {
     let env = [
         ("RINGIO_PING_TIMEOUT", "4321"),
         ("RINGIO_MAX_PAYLOAD", "5000"),
+        // a boolean flag from the environment, spelled as people spell it
+        ("RINGIO_NO_UPGRADES", "1"),
         ("RINGIO_SERVE_CLIENT", dist),
     ];
     let s = ringio("serve", &args, &env);

@@ -98,7 +98,7 @@ impl Ringio {
     fn start(redis: &Redis, node_id: u16, sharded: bool) -> Ringio {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringio"));
-        cmd.args(["serve", "--host", "127.0.0.1", "--shards", "2", "--no-pin"])
+        cmd.args(["serve", "--host", "127.0.0.1", "--shards", "2"])
             .args([
                 "--port",
                 &port.to_string(),

@@ -51,6 +51,12 @@ pub enum IdlePolicy {
 }
 
 impl IdlePolicy {
+    /// The default: coalescing with a 200 us period (measured against the alternatives in
+    /// BENCHMARKS.md, "The wakeup tax").
+    pub const DEFAULT: IdlePolicy = IdlePolicy::Coalesce {
+        period: Duration::from_micros(200),
+    };
+
     /// Parses `park`, `spin:<us>` or `coalesce:<us>` (microseconds).
     pub fn parse(s: &str) -> Result<IdlePolicy, String> {
         let us = |v: &str| {
@@ -210,6 +216,16 @@ pub async fn run(policy: IdlePolicy) {
     }
 }
 
+/// The batch a coalescing sleep waits for: enough to spare the senders their wakeups, few
+/// enough that a busy shard does not hold messages longer than it must.
+const BATCH: f64 = 4.0;
+
+/// How long a coalescing shard sleeps when `per_period` events arrive per `period`: long
+/// enough to gather about [`BATCH`] events, never longer than `period`.
+fn coalesce_sleep(period: Duration, per_period: f64) -> Duration {
+    period.mul_f64((BATCH / per_period).min(1.0))
+}
+
 async fn coalesce(period: Duration) {
     let mut seen = events();
     let mut rate = Rate::new(Instant::now(), seen);
@@ -218,12 +234,14 @@ async fn coalesce(period: Duration) {
         seen = quiesce().await;
         // dense: at least one event per period on average over the last window (then most
         // sleeps end with work waiting, and senders never wake this thread meanwhile)
-        if rate.update(Instant::now(), seen, period) >= 1.0 {
+        let per_period = rate.update(Instant::now(), seen, period);
+        if per_period >= 1.0 {
             ACTIVITY.with(|a| a.sleeps.set(a.sleeps.get() + 1));
             count(|m| &m.idle_sleeps);
             // a plain timed sleep: I/O that arrives meanwhile queues in the kernel without
-            // waking this thread (io_uring with DEFER_TASKRUN, or epoll with no waiter)
-            std::thread::sleep(period);
+            // waking this thread (io_uring with DEFER_TASKRUN, or epoll with no waiter); long
+            // enough to gather about BATCH events, never longer than `period`
+            std::thread::sleep(coalesce_sleep(period, per_period));
         }
     }
 }
@@ -285,6 +303,17 @@ mod tests {
         assert_eq!(s.to_string(), "spin:50us");
         assert!(IdlePolicy::parse("nap:3").is_err());
         assert!(IdlePolicy::parse("spin:x").is_err());
+    }
+
+    #[test]
+    fn coalesce_sleep_gathers_a_batch() {
+        let p = Duration::from_micros(200);
+        // sparse (one event per period): the whole period
+        assert_eq!(coalesce_sleep(p, 1.0), p);
+        assert_eq!(coalesce_sleep(p, BATCH), p);
+        // dense: just long enough for about BATCH events
+        assert_eq!(coalesce_sleep(p, 2.0 * BATCH), Duration::from_micros(100));
+        assert_eq!(coalesce_sleep(p, 40.0 * BATCH), Duration::from_micros(5));
     }
 
     #[test]

@@ -77,9 +77,9 @@ impl Default for ServerBuilder {
             presence_slots: 1 << 16,
             inbox_capacity: 4096,
             driver: Driver::Auto,
-            idle: IdlePolicy::Park,
+            idle: IdlePolicy::DEFAULT,
             uring_setup: UringSetup::Auto,
-            pin: true,
+            pin: false,
             limits: EngineLimits::default(),
             pages: StaticFiles::new(),
             node_id: None,
@@ -240,7 +240,9 @@ impl ServerBuilder {
         self.uring_setup = setup;
         self
     }
-    /// Pin shard i to core i % cores (default: on).
+    /// Pin shard i to core i % cores (default: off; pinned shards share a core with whatever
+    /// else runs there, and on a small machine that cost more than it saved: BENCHMARKS.md,
+    /// "The wakeup tax").
     pub fn pin_shards(mut self, on: bool) -> Self {
         self.pin = on;
         self

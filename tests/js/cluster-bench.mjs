@@ -76,7 +76,7 @@ async function nodes(kind, redisUrl) {
   for (const [i, port] of ports.entries()) {
     if (kind === "ringio") {
       start(RINGIO, ["serve", "--host", "127.0.0.1", "--port", String(port), "--shards", SHARDS,
-        "--no-pin", "--node-id", String(i + 1), "--redis", redisUrl], { RUST_LOG: "warn" });
+        "--node-id", String(i + 1), "--redis", redisUrl], { RUST_LOG: "warn" });
     } else {
       start("node", [join(here, "cluster-node-server.mjs")], { PORT: String(port), REDIS_URL: redisUrl });
     }
