@@ -172,14 +172,16 @@ impl<A: App> Session<A> {
         let outcome = {
             let mut st = self.st.borrow_mut();
             let ready = st.transport_ready();
-            st.m.queue(ps, volatile, ready, &self.ep.limits)
+            let outcome = st.m.queue(ps, volatile, ready, &self.ep.limits);
+            if matches!(outcome, Queued::Yes) {
+                // under the same borrow: this runs once per recipient of a broadcast
+                self.wake_io(&mut st.io);
+            }
+            outcome
         };
         let metrics = || rt::shard();
         match outcome {
-            Queued::Yes => {
-                self.wake();
-                true
-            }
+            Queued::Yes => true,
             Queued::Closed => false,
             Queued::DroppedVolatile => {
                 metrics().metrics().volatile_dropped.fetch_add(1, Relaxed);
@@ -288,7 +290,14 @@ impl<A: App> Session<A> {
     /// left (it failed or sent its close frame).
     fn wake(self: &Rc<Self>) -> bool {
         let mut st = self.st.borrow_mut();
-        match &mut st.io {
+        self.wake_io(&mut st.io)
+    }
+
+    /// [`Session::wake`] with the state already borrowed (waking a task or spawning one only
+    /// queues it: nothing runs while the borrow is held).
+    #[inline]
+    fn wake_io(self: &Rc<Self>, io: &mut TransportIo) -> bool {
+        match io {
             TransportIo::Polling(w) => {
                 if let Some(w) = w.take() {
                     w.wake();

@@ -1,8 +1,9 @@
 //! The top layer: the builder, [`Server`] and [`RunningServer`], and the boot of each shard.
 //!
 //! `Server::builder()` collects options and namespace setup closures (shared, `Send + Sync`);
-//! `listen` binds one `SO_REUSEPORT` listener per shard, starts one pinned thread per shard
-//! with its own runtime, and each shard installs every layer's per-shard state.
+//! `listen` binds one `SO_REUSEPORT` listener per shard, starts one thread per shard (pinned
+//! with `pin_shards`) with its own runtime, and each shard installs every layer's per-shard
+//! state.
 //!
 //! Must not: be imported by the layers below.
 

@@ -217,6 +217,7 @@ impl Session {
     /// Queues packets. Policy of the bounded queue: volatile packets are dropped unless
     /// `transport_ready` (nothing queued and the transport idle); packets that take the queue
     /// past a cap close the session with [`CloseReason::SlowConsumer`].
+    #[inline]
     pub fn queue(
         &mut self,
         packets: impl IntoIterator<Item = OutPacket>,
@@ -251,6 +252,7 @@ impl Session {
         self.upgrading && self.transport == Transport::Polling
     }
 
+    #[inline]
     fn push(&mut self, o: Out) {
         if let Out::Eio(p) = &o {
             self.out_bytes += p.len();
