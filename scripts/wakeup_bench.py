@@ -10,7 +10,7 @@ Each round runs, for every candidate, `loadtest compare echo --servers ringio,no
 has a Node figure measured right next to it. A run where other processes used more than
 --max-other cores (builds, other tests) is dropped and said so. Prints, per candidate, the
 medians of: client CPU per ack (ringio / Node), whole-machine CPU per ack (ringio / Node),
-acks/s (ringio / Node), p50 (ms, both), server CPU per ack, and the raw medians.
+acks/s (ringio / Node), p50 (ringio / Node), server CPU per ack, and the raw medians.
 Needs target/release/{ringio,loadtest} (cargo build --release --workspace).
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
@@ -84,7 +84,7 @@ def main():
                 results[label].append((ring, node))
     print()
     print("| candidate | runs | client CPU/ack ringio/Node | machine CPU/ack ringio/Node | "
-          "acks/s ringio/Node | p50 ringio, Node | server CPU/ack ringio, Node |")
+          "acks/s ringio/Node | p50 ringio/Node | server CPU/ack ringio, Node |")
     print("|---|---|---|---|---|---|---|")
     for label, _ in cands:
         rs = results[label]
@@ -98,7 +98,7 @@ def main():
               f"{ratio('machine_cpu_us_per_op'):.2f}x ({m(0,'machine_cpu_us_per_op'):.1f} / "
               f"{m(1,'machine_cpu_us_per_op'):.1f} us) | {ratio('ops_per_s'):.2f}x "
               f"({m(0,'ops_per_s'):.0f} / {m(1,'ops_per_s'):.0f}) | "
-              f"{m(0,'rtt_p50_ms'):.2f}, {m(1,'rtt_p50_ms'):.2f} ms | "
+              f"{ratio('rtt_p50_ms'):.2f}x ({m(0,'rtt_p50_ms'):.2f} / {m(1,'rtt_p50_ms'):.2f} ms) | "
               f"{m(0,'server_cpu_us_per_op'):.1f}, {m(1,'server_cpu_us_per_op'):.1f} us |")
 
 
