@@ -147,6 +147,25 @@ pub(crate) async fn tcp_connect(target: SocketAddr, src: Option<IpAddr>) -> io::
 }
 
 impl Conn {
+    /// [`Conn::connect`] within `limit` (connect and handshake); past it, `TimedOut`.
+    pub async fn connect_within(
+        limit: std::time::Duration,
+        target: SocketAddr,
+        src: Option<IpAddr>,
+        host_header: &str,
+        reg: Option<&Registry>,
+        key: u64,
+    ) -> io::Result<Conn> {
+        match monoio::time::timeout(limit, Conn::connect(target, src, host_header, reg, key)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connect + handshake timed out",
+            )),
+        }
+    }
+
     /// Connects, upgrades to WebSocket and joins namespace "/"; returns once `40{...}` arrived.
     pub async fn connect(
         target: SocketAddr,

@@ -81,18 +81,15 @@ struct Out {
 }
 
 async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
-    match monoio::time::timeout(
+    Conn::connect_within(
         CONNECT_TIMEOUT,
-        Conn::connect(sh.target, sh.src(i), &sh.host_header, Some(reg), i as u64),
+        sh.target,
+        sh.src(i),
+        &sh.host_header,
+        Some(reg),
+        i as u64,
     )
     .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "connect + handshake timed out",
-        )),
-    }
 }
 
 /// Sleeps `d` in short steps; false when STOP came meanwhile.

@@ -2,7 +2,7 @@
 //! connections and schedules as echo and fanout against the hidden `floor-server`, no protocol.
 
 use super::hist::us;
-use super::runner::{wait_flag, Shared, ThreadOut, CONNECT_TIMEOUT};
+use super::runner::{record_round_trip, wait_flag, Shared, ThreadOut, CONNECT_TIMEOUT};
 use crate::client::Registry;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -101,22 +101,8 @@ pub async fn floor_echoer(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefC
             }
             Err(e) => Err(e),
         };
-        match r {
-            Ok(_) => {
-                if !sh.stop.load(Ordering::Relaxed) {
-                    let mut o = out.borrow_mut();
-                    let _ = o.rtt.record(us(t.elapsed()));
-                    o.ops += 1;
-                }
-            }
-            Err(e) => {
-                if !sh.stop.load(Ordering::Acquire) {
-                    sh.note_error(&e);
-                    sh.dropped.fetch_add(1, Ordering::AcqRel);
-                    out.borrow_mut().failures += 1;
-                }
-                return;
-            }
+        if !record_round_trip(&sh, &out, t, r) {
+            return;
         }
     }
 }

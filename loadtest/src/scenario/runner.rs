@@ -87,6 +87,34 @@ impl Shared {
     }
 }
 
+/// Records the outcome of one closed-loop round trip started at `t`: its latency, or a failure
+/// (the connection is then lost: false, and the task ends). Nothing counts once the run stops.
+pub fn record_round_trip<T>(
+    sh: &Shared,
+    out: &RefCell<ThreadOut>,
+    t: Instant,
+    r: std::io::Result<T>,
+) -> bool {
+    match r {
+        Ok(_) => {
+            if !sh.stop.load(Ordering::Relaxed) {
+                let mut o = out.borrow_mut();
+                let _ = o.rtt.record(us(t.elapsed()));
+                o.ops += 1;
+            }
+            true
+        }
+        Err(e) => {
+            if !sh.stop.load(Ordering::Acquire) {
+                sh.note_error(&e);
+                sh.dropped.fetch_add(1, Ordering::AcqRel);
+                out.borrow_mut().failures += 1;
+            }
+            false
+        }
+    }
+}
+
 /// What one client thread (or generator process) hands back.
 pub struct ThreadOut {
     pub connect: Histogram<u64>,
@@ -140,18 +168,15 @@ pub fn merge(outs: Vec<ThreadOut>) -> ThreadOut {
 
 pub async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
     let t = sh.target(i);
-    match monoio::time::timeout(
+    Conn::connect_within(
         CONNECT_TIMEOUT,
-        Conn::connect(t.addr, sh.src(i), &t.host_header, Some(reg), i as u64),
+        t.addr,
+        sh.src(i),
+        &t.host_header,
+        Some(reg),
+        i as u64,
     )
     .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "connect + handshake timed out",
-        )),
-    }
 }
 
 /// Connects connection `i` during the ramp and counts it; None (counted as failed) on error.

@@ -2,8 +2,7 @@
 //! reads until the end (fan-out deliveries recorded), the closed-loop echoer and the fan-out
 //! sender.
 
-use super::hist::us;
-use super::runner::{connect_counted, open, wait_flag, Shared, ThreadOut};
+use super::runner::{connect_counted, open, record_round_trip, wait_flag, Shared, ThreadOut};
 use crate::client::{Msg, Registry};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -55,22 +54,8 @@ pub async fn echoer(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<Th
             conn.wait_ack(id).await
         }
         .await;
-        match r {
-            Ok(_) => {
-                if !sh.stop.load(Ordering::Relaxed) {
-                    let mut o = out.borrow_mut();
-                    let _ = o.rtt.record(us(t.elapsed()));
-                    o.ops += 1;
-                }
-            }
-            Err(e) => {
-                if !sh.stop.load(Ordering::Acquire) {
-                    sh.note_error(&e);
-                    sh.dropped.fetch_add(1, Ordering::AcqRel);
-                    out.borrow_mut().failures += 1;
-                }
-                return;
-            }
+        if !record_round_trip(&sh, &out, t, r) {
+            return;
         }
     }
     conn.close().await;
