@@ -146,26 +146,18 @@ pub(crate) async fn tcp_connect(target: SocketAddr, src: Option<IpAddr>) -> io::
     Ok(stream)
 }
 
-impl Conn {
-    /// [`Conn::connect`] within `limit` (connect and handshake); past it, `TimedOut`.
-    pub async fn connect_within(
-        limit: std::time::Duration,
-        target: SocketAddr,
-        src: Option<IpAddr>,
-        host_header: &str,
-        reg: Option<&Registry>,
-        key: u64,
-    ) -> io::Result<Conn> {
-        match monoio::time::timeout(limit, Conn::connect(target, src, host_header, reg, key)).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connect + handshake timed out",
-            )),
-        }
-    }
+/// `fut` within `limit`; past it, an `io::ErrorKind::TimedOut` error saying `what`.
+pub async fn within<T>(
+    limit: std::time::Duration,
+    what: &'static str,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    monoio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, what)))
+}
 
+impl Conn {
     /// Connects, upgrades to WebSocket and joins namespace "/"; returns once `40{...}` arrived.
     pub async fn connect(
         target: SocketAddr,

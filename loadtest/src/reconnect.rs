@@ -81,15 +81,8 @@ struct Out {
 }
 
 async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
-    Conn::connect_within(
-        CONNECT_TIMEOUT,
-        sh.target,
-        sh.src(i),
-        &sh.host_header,
-        Some(reg),
-        i as u64,
-    )
-    .await
+    let conn = Conn::connect(sh.target, sh.src(i), &sh.host_header, Some(reg), i as u64);
+    crate::client::within(CONNECT_TIMEOUT, "connect + handshake timed out", conn).await
 }
 
 /// Sleeps `d` in short steps; false when STOP came meanwhile.

@@ -38,15 +38,7 @@ async fn floor_open(sh: &Shared, i: usize, reg: &Registry, kind: u8) -> std::io:
         }
         Ok(s)
     };
-    let s = match monoio::time::timeout(CONNECT_TIMEOUT, fut).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connect + hello timed out",
-            ))
-        }
-    };
+    let s = crate::client::within(CONNECT_TIMEOUT, "connect + hello timed out", fut).await?;
     reg.register(i as u64, std::os::fd::AsRawFd::as_raw_fd(&s));
     Ok(RawConn {
         s,

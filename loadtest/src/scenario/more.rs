@@ -353,13 +353,7 @@ impl Poll {
 pub(super) async fn poller(sh: Arc<Shared>, i: usize, reg: Registry, out: Rc<RefCell<ThreadOut>>) {
     let t0 = Instant::now();
     let fut = Poll::connect(&sh, i, &reg);
-    let r = match monoio::time::timeout(CONNECT_TIMEOUT, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "polling handshake timed out",
-        )),
-    };
+    let r = crate::client::within(CONNECT_TIMEOUT, "polling handshake timed out", fut).await;
     let mut p = match r {
         Ok(p) => p,
         Err(e) => {

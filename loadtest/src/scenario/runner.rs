@@ -168,15 +168,8 @@ pub fn merge(outs: Vec<ThreadOut>) -> ThreadOut {
 
 pub async fn open(sh: &Shared, i: usize, reg: &Registry) -> std::io::Result<Conn> {
     let t = sh.target(i);
-    Conn::connect_within(
-        CONNECT_TIMEOUT,
-        t.addr,
-        sh.src(i),
-        &t.host_header,
-        Some(reg),
-        i as u64,
-    )
-    .await
+    let conn = Conn::connect(t.addr, sh.src(i), &t.host_header, Some(reg), i as u64);
+    crate::client::within(CONNECT_TIMEOUT, "connect + handshake timed out", conn).await
 }
 
 /// Connects connection `i` during the ramp and counts it; None (counted as failed) on error.
